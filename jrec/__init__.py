@@ -1,0 +1,54 @@
+"""jrec: relative entropy coding (channel simulation) in JAX.
+
+Encoder and decoder share a PRNG key and a proposal P; the encoder turns a target
+Q into an index whose candidate is a sample of Q, the decoder turns key + index
+back into that sample. See README.md and DESIGN for the algorithms.
+
+Public API::
+
+    code = jrec.gprs.encode(key, target, proposal)        # pure, jit/vmap-able
+    x = jrec.gprs.decode(key, code.index, proposal)
+    code = jrec.encode(key, target, proposal, method="gprs")  # checked + jitted
+    jrec.samplers(), jrec.get("gprs_bb")
+"""
+
+from jrec import dists, dither, divergences, gprs, orc, pfr, poisson, ratio
+from jrec.api import decode, encode, validate
+from jrec.core import (
+    Code,
+    DtypeMismatchError,
+    InfiniteDivergenceError,
+    InvalidDistributionError,
+    JrecError,
+    NonTerminationError,
+    ShapeMismatchError,
+    UnsupportedDistributionError,
+)
+from jrec.registry import Sampler, get, samplers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Code",
+    "Sampler",
+    "samplers",
+    "get",
+    "encode",
+    "decode",
+    "validate",
+    "JrecError",
+    "InvalidDistributionError",
+    "UnsupportedDistributionError",
+    "InfiniteDivergenceError",
+    "ShapeMismatchError",
+    "DtypeMismatchError",
+    "NonTerminationError",
+    "pfr",
+    "gprs",
+    "orc",
+    "dither",
+    "divergences",
+    "dists",
+    "poisson",
+    "ratio",
+]

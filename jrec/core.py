@@ -1,0 +1,80 @@
+"""Types shared by every sampler: the :class:`Code` result and jrec's exceptions."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jrec.ratio import as_factorised
+
+__all__ = [
+    "Code",
+    "JrecError",
+    "InvalidDistributionError",
+    "UnsupportedDistributionError",
+    "InfiniteDivergenceError",
+    "ShapeMismatchError",
+    "DtypeMismatchError",
+    "NonTerminationError",
+    "sampling_distribution",
+    "INDEX_DTYPE",
+    "MAX_INDEX",
+]
+
+INDEX_DTYPE = jnp.int32
+MAX_INDEX = 2**31 - 1
+
+
+class Code(NamedTuple):
+    """Result of an encoder (a pytree, so it vmaps and jits).
+
+    Attributes:
+      index: what is transmitted. ``int32``; shape ``()`` for candidate numbers and
+        heap indices, ``(2,)`` = ``(shard, local index)`` for parallel GPRS,
+        ``(d,)`` for dithered quantisation of a ``d``-vector.
+      sample: the selected sample, equal (bit for bit, by construction) to what
+        ``decode(key, index, proposal)`` returns.
+      num_steps: candidates (or tree nodes) examined.
+      ok: ``False`` when a bound (``max_steps``, index range) was hit; the sample
+        is then not an exact draw from the target.
+    """
+
+    index: jax.Array
+    sample: jax.Array
+    num_steps: jax.Array
+    ok: jax.Array
+
+
+class JrecError(Exception):
+    """Base class of jrec's errors."""
+
+
+class InvalidDistributionError(JrecError, ValueError):
+    """NaN/inf/non-positive parameters, or a target not absolutely continuous w.r.t. P."""
+
+
+class UnsupportedDistributionError(JrecError, TypeError):
+    """The sampler has no path for this (target, proposal) family."""
+
+
+class InfiniteDivergenceError(JrecError, ValueError):
+    """The sampler needs a bounded density ratio (finite D_inf) and it is not."""
+
+
+class ShapeMismatchError(JrecError, ValueError):
+    """Shapes of keys, targets, proposals or indices do not fit together."""
+
+
+class DtypeMismatchError(JrecError, TypeError):
+    """Target and proposal parameters have different floating dtypes."""
+
+
+class NonTerminationError(JrecError, RuntimeError):
+    """A bounded loop hit its bound (``ok=False``): the result is not exact."""
+
+
+def sampling_distribution(proposal):
+    """The distribution candidates are drawn from (identical in encoder and decoder)."""
+    return as_factorised(proposal)[0]

@@ -1,0 +1,227 @@
+"""Greedy Poisson rejection sampling (GPRS): global, parallel, branch and bound.
+
+Flamich, "Greedy Poisson Rejection Sampling", NeurIPS 2023.
+
+With w_P(h) = P(r(X) >= h), w_Q(h) = Q(r(X) >= h), the *stretch function*
+``sigma(h) = int_0^h d eta / (w_Q(eta) - eta w_P(eta))`` (see
+:mod:`jrec.divergences` for how it is tabulated and how accurately) turns the
+graph of r into an acceptance region for a rate-1 Poisson process on
+``(0, inf) x Omega``:
+
+* **global** (:func:`encode`): ``N = min{n : T_n <= sigma(r(X_n))}``;
+  ``E[N] = exp(D_inf)`` = sup r. Decoding regenerates ``X_N`` in O(1).
+* **parallel** (:func:`encode_parallel`): ``J`` independent processes of rate
+  ``1/J`` (arrival times scaled by ``J``), the same sigma on each; the earliest
+  accepted arrival over all shards wins and the index is ``(j, N_j)``. A shard
+  stops at its first acceptance or once its time passes the best accepted time.
+* **branch and bound, split on sample** (:func:`encode_bb`), for 1-D r that is
+  unimodal with mode m: at depth d, ``T_d = T_{d-1} + E_d / P(B)`` and
+  ``X_d ~ P|B`` on the current interval B = (a, b); accept if
+  ``T_d <= sigma(r(X_d))``, otherwise keep the side of ``X_d`` holding m. The
+  index is the heap index of the accepted node (root 1, children 2h, 2h + 1; the
+  right child 2h + 1 is taken when ``X_d < m``). ``E[depth] = O(D_KL)``. The
+  decoder replays the branches from the index bits alone; it never needs Q.
+
+Requirements: sigma needs a 1-D pair with a bounded ratio (``D_inf < inf``);
+targets wider than the proposal (Normal ``s_q >= s_p``) make ``sup r`` infinite and
+are refused by the checked wrapper (use ``orc``, or widen the proposal). Limits:
+global/parallel stop at ``max_steps`` candidates (default 2^22, so D_inf must be
+well below ~15 nats); branch and bound at depth 31 (int32 heap index), which
+covers D_KL up to roughly 20 bits with overwhelming probability. Hitting a limit
+gives ``ok=False``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jrec import dists, poisson
+from jrec.core import INDEX_DTYPE, MAX_INDEX, Code, sampling_distribution
+from jrec.divergences import log_stretch, stretch_table
+from jrec.ratio import density_ratio
+
+__all__ = ["encode", "decode", "encode_parallel", "decode_parallel", "encode_bb", "decode_bb"]
+
+DEFAULT_MAX_STEPS = 2**22
+MAX_DEPTH = 31
+
+
+def _check_static(max_steps, chunk_size):
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_INDEX - chunk_size):
+        raise ValueError(f"max_steps must be an int in [1, 2^31 - 1 - chunk_size], got {max_steps!r}")
+
+
+def _one_dimensional(ratio, name):
+    if ratio.block:
+        raise ValueError(f"{name} needs a scalar (1-D) target and proposal; use vmap over coordinates")
+
+
+def _acceptance(ratio):
+    table = stretch_table(ratio)
+
+    def score(log_t, x, _lr):
+        return log_t - log_stretch(table, ratio.depth(x))
+
+    return score
+
+
+# -- global -------------------------------------------------------------------------------
+
+
+def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
+    """Global GPRS: the first candidate with ``T_n <= sigma(r(X_n))``."""
+    _check_static(max_steps, chunk_size)
+    ratio = density_ratio(target, proposal)
+    _one_dimensional(ratio, "gprs")
+    st = poisson.search(
+        key,
+        sampling_distribution(proposal),
+        ratio.log_ratio,
+        _acceptance(ratio),
+        mode="first",
+        chunk_size=chunk_size,
+        max_steps=max_steps,
+        dtype=ratio.log_sup.dtype,
+    )
+    index = st.best_n.astype(INDEX_DTYPE)
+    ok = st.done & jnp.isfinite(ratio.log_sup)
+    return Code(index, decode(key, index, proposal), st.steps, ok)
+
+
+def decode(key, index, proposal, **_static):
+    """Regenerate ``X_index`` (O(1))."""
+    return poisson.candidate_sample(key, index, sampling_distribution(proposal))
+
+
+# -- parallel -----------------------------------------------------------------------------
+
+
+def encode_parallel(
+    key, target, proposal, *, num_shards: int = 4, max_steps: int = DEFAULT_MAX_STEPS,
+    chunk_size: int = 8,
+) -> Code:
+    """Parallel GPRS over ``num_shards`` superposed processes; ``index = (j, N_j)``.
+
+    ``num_steps`` is the largest number of candidates any shard examined (the
+    parallel running time), counted up to each shard's stopping point.
+    """
+    _check_static(max_steps, chunk_size)
+    if not (isinstance(num_shards, int) and num_shards >= 1):
+        raise ValueError(f"num_shards must be a positive int, got {num_shards!r}")
+    ratio = density_ratio(target, proposal)
+    _one_dimensional(ratio, "gprs_parallel")
+    dt = ratio.log_sup.dtype
+    p = sampling_distribution(proposal)
+    score = _acceptance(ratio)
+    keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(num_shards))
+
+    def step(k, s, cap):
+        return poisson.search_step(
+            k, s, p, ratio.log_ratio, score, mode="first", chunk_size=chunk_size,
+            max_steps=max_steps, time_scale=jnp.asarray(num_shards, dt), log_cap=cap,
+        )
+
+    def active(s):
+        best = jnp.min(s.best_log_t)
+        return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < best)
+
+    def body(s):
+        new = jax.vmap(step, in_axes=(0, 0, None))(keys, s, jnp.min(s.best_log_t))
+        act = active(s)
+        return jax.tree_util.tree_map(
+            lambda a, b: jnp.where(act.reshape(act.shape + (1,) * (a.ndim - 1)), a, b), new, s
+        )
+
+    init = jax.vmap(lambda _: poisson.search_init(dt))(jnp.arange(num_shards))
+    st = jax.lax.while_loop(lambda s: jnp.any(active(s)), body, init)
+    j = jnp.argmin(st.best_log_t).astype(INDEX_DTYPE)
+    index = jnp.stack([j, st.best_n[j].astype(INDEX_DTYPE)])
+    ok = jnp.any(st.done) & jnp.isfinite(ratio.log_sup)
+    return Code(index, decode_parallel(key, index, proposal), jnp.max(st.steps), ok)
+
+
+def decode_parallel(key, index, proposal, **_static):
+    """Regenerate candidate ``index[1]`` of shard ``index[0]``."""
+    shard_key = jax.random.fold_in(key, index[0])
+    return poisson.candidate_sample(shard_key, index[1], sampling_distribution(proposal))
+
+
+# -- branch and bound ---------------------------------------------------------------------
+
+
+def _bb_node(key, depth, proposal, a, b):
+    """Arrival-time increment and ``X_d ~ P|[a, b]`` at ``depth`` (shared by both sides)."""
+    tk, uk = poisson.candidate_keys(key, depth)
+    dt = a.dtype
+    e = jax.random.exponential(tk, (), dt)
+    u = jax.random.uniform(uk, (), dt)
+    x = dists.truncated_quantile(proposal, a, b, u)
+    return e, x
+
+
+def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
+    """Split-on-sample branch-and-bound GPRS for a unimodal 1-D ratio; heap index."""
+    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_DEPTH):
+        raise ValueError(f"max_steps (depth) must be an int in [1, {MAX_DEPTH}], got {max_steps!r}")
+    ratio = density_ratio(target, proposal)
+    _one_dimensional(ratio, "gprs_bb")
+    p = sampling_distribution(proposal)
+    dt = ratio.log_sup.dtype
+    table = stretch_table(ratio)
+    lo, hi = dists.support(p)
+    lo, hi = lo.astype(dt), hi.astype(dt)
+
+    def cond(s):
+        d, a, b, t, comp, h, done = s
+        return (~done) & (d < max_steps)
+
+    def body(s):
+        d, a, b, t, comp, h, done = s
+        d = d + 1
+        e, x = _bb_node(key, d, p, a, b)
+        mass = dists.interval_mass(p, a, b)
+        times, t, comp = poisson.arrival_times(t, comp, (e / mass)[None])
+        accept = jnp.log(times[0]) <= log_stretch(table, ratio.depth(x))
+        right = x < ratio.mode
+        a_new = jnp.where(accept | ~right, a, x)
+        b_new = jnp.where(accept | right, b, x)
+        keep = accept | (d >= max_steps)  # never grow h past the last depth (int32)
+        h_new = jnp.where(keep, h, 2 * h + right.astype(INDEX_DTYPE))
+        return d, a_new, b_new, t, comp, h_new, accept
+
+    zero = jnp.zeros((), dt)
+    init = (jnp.zeros((), INDEX_DTYPE), lo, hi, zero, zero, jnp.ones((), INDEX_DTYPE), jnp.asarray(False))
+    d, _, _, _, _, h, done = jax.lax.while_loop(cond, body, init)
+    ok = done & jnp.isfinite(ratio.log_sup)
+    return Code(h, decode_bb(key, h, proposal), d, ok)
+
+
+def decode_bb(key, index, proposal, **_static):
+    """Replay the branches encoded in the heap index; return the accepted ``X``."""
+    p = sampling_distribution(proposal)
+    index = jnp.asarray(index, INDEX_DTYPE)
+    dt = dists.dtype_of(p)
+    depth = _bit_length(index)
+    lo, hi = dists.support(p)
+    lo, hi = lo.astype(dt), hi.astype(dt)
+
+    def body(d, s):
+        a, b, _ = s
+        _, x = _bb_node(key, d, p, a, b)
+        go_right = ((index >> (depth - d - 1)) & 1) == 1
+        last = d == depth
+        a = jnp.where(~last & go_right, x, a)
+        b = jnp.where(~last & ~go_right, x, b)
+        return a, b, x
+
+    _, _, x = jax.lax.fori_loop(1, depth + 1, body, (lo, hi, jnp.zeros((), dt)))
+    return jnp.where(depth >= 1, x, jnp.nan)
+
+
+def _bit_length(h):
+    """Number of bits of a positive int32 (0 for h <= 0)."""
+    h = jnp.maximum(h, 0).astype(jnp.uint32)
+    return (32 - jax.lax.clz(h)).astype(INDEX_DTYPE)

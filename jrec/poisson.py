@@ -1,0 +1,200 @@
+"""Shared randomness: candidates, arrival times and the chunked search loop.
+
+Key derivation (the contract between encoder and decoder)
+---------------------------------------------------------
+* Global samplers: candidate ``n >= 1`` uses ``k_n = fold_in(key, n)`` and
+  ``time_key, sample_key = split(k_n)``; ``X_n = proposal.sample(seed=sample_key)``
+  and the inter-arrival time ``E_n ~ Exp(1)`` comes from ``time_key``. The arrival
+  times of the rate-1 Poisson process are ``T_n = E_1 + ... + E_n``.
+* Parallel shards: shard ``j`` uses ``fold_in(key, j)`` as its key (arrival times
+  scaled by the number of shards).
+* Branch and bound: depth ``d >= 1`` uses ``fold_in(key, d)`` split the same way, the
+  second key giving the uniform that places ``X_d`` inside the search interval.
+
+Because candidate ``n`` depends on ``(key, n)`` only, the decoder rebuilds ``X_N``
+in O(1), and the encoder may evaluate any number of candidates per loop iteration.
+Arrival times are accumulated strictly sequentially (with Kahan compensation, so
+that ``T_n`` keeps full precision for millions of candidates), so every ``T_n`` is
+the same float whatever the chunk size; all other per-chunk reductions (min,
+first-true) are exact. Hence indices do not depend on ``chunk_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "candidate_keys",
+    "candidate_sample",
+    "candidates",
+    "arrival_times",
+    "SearchState",
+    "search_init",
+    "search_step",
+    "search",
+]
+
+
+def candidate_keys(key, n):
+    """``(time_key, sample_key)`` of candidate (or depth) ``n``."""
+    k = jax.random.fold_in(key, n)
+    tk, sk = jax.random.split(k)
+    return tk, sk
+
+
+def candidate_sample(key, n, proposal):
+    """X_n: the proposal sample of candidate ``n`` (what the decoder computes)."""
+    _, sk = candidate_keys(key, n)
+    return proposal.sample(seed=sk)
+
+
+def candidates(key, ns, proposal, dtype):
+    """Exponential inter-arrival times and samples for candidate numbers ``ns``."""
+    tks, sks = jax.vmap(lambda n: candidate_keys(key, n))(ns)
+    e = jax.vmap(lambda k: jax.random.exponential(k, (), dtype))(tks)
+    x = jax.vmap(lambda k: proposal.sample(seed=k))(sks)
+    return e, x
+
+
+def arrival_times(t, comp, e):
+    """Sequentially accumulate increments ``e`` onto ``t`` (Kahan-compensated).
+
+    Returns ``(times, t_new, comp_new)``; ``times[i] = t + e[0] + ... + e[i]``.
+    """
+
+    def step(carry, ei):
+        t, c = carry
+        y = ei - c
+        tn = t + y
+        c = (tn - t) - y
+        return (tn, c), tn
+
+    (t, comp), times = jax.lax.scan(step, (t, comp), e)
+    return times, t, comp
+
+
+class SearchState(NamedTuple):
+    """State of the chunked global search (a pytree)."""
+
+    n: jax.Array  # candidates generated so far
+    t: jax.Array  # current arrival time T_n
+    comp: jax.Array  # Kahan compensation of t
+    best: jax.Array  # best (smallest) score so far
+    best_n: jax.Array  # its candidate number (0: none)
+    best_log_t: jax.Array  # log arrival time of the selected candidate
+    steps: jax.Array  # candidates examined before stopping
+    done: jax.Array  # the selection rule has stopped
+
+
+def search_init(dtype) -> SearchState:
+    """Initial :class:`SearchState` (no candidate examined)."""
+    inf = jnp.asarray(jnp.inf, dtype)
+    zero = jnp.zeros((), jnp.int32)
+    return SearchState(zero, jnp.zeros((), dtype), jnp.zeros((), dtype), inf, zero, inf, zero,
+                       jnp.asarray(False))
+
+
+def search_step(
+    key,
+    s: SearchState,
+    proposal,
+    log_ratio: Callable,
+    score: Callable,
+    *,
+    mode: str,
+    chunk_size: int,
+    max_steps: int,
+    log_bound=None,
+    time_scale=1.0,
+    log_cap=None,
+) -> SearchState:
+    """Examine the next ``chunk_size`` candidates (one loop iteration of :func:`search`).
+
+    ``log_cap`` (mode ``"first"``): candidates arriving after ``exp(log_cap)`` are
+    not counted in ``steps`` (a parallel shard stops there).
+    """
+    dtype = s.t.dtype
+    inf = jnp.asarray(jnp.inf, dtype)
+    ns = s.n + jnp.arange(1, chunk_size + 1, dtype=jnp.int32)
+    e, x = candidates(key, ns, proposal, dtype)
+    times, t, comp = arrival_times(s.t, s.comp, e * time_scale)
+    log_t = jnp.log(times)
+    lr = jax.vmap(log_ratio)(x)
+    sc = score(log_t, x, lr)
+    valid = ns <= max_steps
+    if mode == "first":
+        hit = (sc <= 0) & valid
+        any_hit = jnp.any(hit)
+        i = jnp.argmax(hit)
+        take = any_hit
+        counted = valid if log_cap is None else valid & (log_t <= log_cap)
+        # A shard passing the cap examines one arrival beyond it, then stops.
+        extra = 0 if log_cap is None else jnp.any(valid & ~counted).astype(jnp.int32)
+        steps = jnp.where(any_hit, ns[i], s.n + jnp.sum(counted) + extra)
+        done = any_hit
+    elif mode == "argmin":
+        sc = jnp.where(valid, sc, inf)
+        if log_bound is None:
+            considered = valid
+        else:
+            prev_best = jnp.minimum(s.best, _exclusive_cummin(sc, inf))
+            stop = (log_t - log_bound > prev_best) & valid
+            considered = valid & (jnp.cumsum(stop.astype(jnp.int32)) == 0)
+        sc = jnp.where(considered, sc, inf)
+        i = jnp.argmin(sc)
+        take = sc[i] < s.best
+        done = jnp.any(valid & ~considered) if log_bound is not None else jnp.asarray(False)
+        # the arrival that triggers the stopping rule is examined too
+        steps = s.n + jnp.sum(considered) + done.astype(jnp.int32)
+    else:
+        raise ValueError(f"unknown search mode {mode!r}")
+    return SearchState(
+        n=ns[-1],
+        t=t,
+        comp=comp,
+        best=jnp.where(take, sc[i], s.best),
+        best_n=jnp.where(take, ns[i], s.best_n),
+        best_log_t=jnp.where(take, log_t[i], s.best_log_t),
+        steps=steps,
+        done=done,
+    )
+
+
+def search(key, proposal, log_ratio: Callable, score: Callable, *, dtype, max_steps: int,
+           **options) -> SearchState:
+    """Run the candidate stream in chunks until a selection rule stops it.
+
+    Args:
+      key: the shared key.
+      proposal: distrax distribution of the candidates.
+      log_ratio: ``x -> log r(x)`` for one candidate.
+      score: ``(log_t, x, log_r) -> s``, vectorised over a chunk.
+      dtype: floating dtype of arrival times.
+      max_steps: largest candidate number examined.
+      **options: of :func:`search_step`: ``mode`` -- ``"first"`` selects the first
+        candidate with ``s <= 0`` (GPRS), ``"argmin"`` selects ``argmin s`` over the
+        candidates examined (PFR / ORC), stopping once ``log T_n - log_bound``
+        exceeds the best score (``log_bound=None``: a fixed budget of
+        ``max_steps``); ``chunk_size`` (results do not depend on it);
+        ``time_scale`` (arrival times are multiplied by it).
+
+    Returns:
+      the final :class:`SearchState`; ``best_n`` is the selected candidate number.
+    """
+
+    def body(s):
+        return search_step(key, s, proposal, log_ratio, score, max_steps=max_steps, **options)
+
+    def cond(s):
+        return (~s.done) & (s.n < max_steps)
+
+    return jax.lax.while_loop(cond, body, search_init(dtype))
+
+
+def _exclusive_cummin(x, fill):
+    inc = jax.lax.cummin(x)
+    return jnp.concatenate([jnp.reshape(fill, (1,)), inc[:-1]])

@@ -1,0 +1,211 @@
+"""Statistical exactness, round trips and invariances of every registry sampler."""
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import HIGH_KL, PAIRS, keys, ks_pvalue
+
+import jrec
+
+EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb"]
+GLOBAL = ["pfr", "gprs", "gprs_parallel"]
+N_DRAWS = 20_000
+
+
+def _draws(method, pair_name):
+    if pair_name == HIGH_KL and method in ("gprs", "gprs_parallel"):
+        return 4_000
+    return N_DRAWS
+
+
+def _encode_batch(method, target, proposal, n, seed=0, **opts):
+    s = jrec.get(method)
+    fn = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))
+    return fn(keys(n, seed))
+
+
+_CACHE = {}
+
+
+def _codes(method, pair_name):
+    if (method, pair_name) not in _CACHE:
+        target, proposal, _ = PAIRS[pair_name]
+        _CACHE.clear()
+        _CACHE[(method, pair_name)] = _encode_batch(method, target, proposal, _draws(method, pair_name))
+    return _CACHE[(method, pair_name)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair_name", list(PAIRS))
+@pytest.mark.parametrize("method", EXACT_1D)
+def test_exact_samples_follow_target(method, pair_name):
+    """KS test of 20,000 vmapped encodes against the target (p > 1e-3)."""
+    code = _codes(method, pair_name)
+    assert bool(jnp.all(code.ok)), f"{method} hit a bound on {pair_name}"
+    p = ks_pvalue(code.sample, PAIRS[pair_name][2])
+    assert p > 1e-3, f"{method} on {pair_name}: KS p = {p:.2e}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair_name", list(PAIRS))
+@pytest.mark.parametrize("method", EXACT_1D)
+def test_round_trip_bit_exact(method, pair_name):
+    """decode(key, index) == code.sample, bit for bit, under jit + vmap."""
+    target, proposal, _ = PAIRS[pair_name]
+    code = _codes(method, pair_name)
+    s = jrec.get(method)
+    n = code.index.shape[0]
+    dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, proposal)))(keys(n), code.index)
+    np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair_name", [k for k in PAIRS if k != HIGH_KL])
+def test_global_gprs_mean_steps_is_sup_ratio(pair_name):
+    """E[N] = sup r = exp(D_inf) for global GPRS, within 3 standard errors."""
+    target, proposal, _ = PAIRS[pair_name]
+    code = _codes("gprs", pair_name)
+    steps = np.asarray(code.num_steps, np.float64)
+    expected = float(np.exp(jrec.divergences.dinf(target, proposal)))
+    se = steps.std() / np.sqrt(steps.size)
+    assert abs(steps.mean() - expected) < 3 * se + 1e-9, (steps.mean(), expected, se)
+
+
+def test_gprs_bb_reference_depths():
+    """Split-on-sample GPRS depths on the GPRS paper's single pairs (DESIGN: 3.06, 5.8)."""
+    for (mq, sq), ref in [((1.0, 0.25), 3.06), ((2.0, 0.1), 5.8)]:
+        code = _encode_batch("gprs_bb", distrax.Normal(mq, sq), distrax.Normal(0.0, 1.0), 20_000)
+        depth = np.asarray(code.num_steps, np.float64)
+        se = depth.std() / np.sqrt(depth.size)
+        print(f"N({mq}, {sq}^2): mean depth {depth.mean():.3f} +- {se:.3f} (paper {ref})")
+        assert abs(depth.mean() - ref) < 3 * se + 0.05
+
+
+def test_pfr_reference_figures():
+    """PFR on Q = N(1, 1/16): E[steps] ~ 7.8 and E[log2 N] ~ 1.73 (DESIGN, from the GPRS paper)."""
+    code = _encode_batch("pfr", distrax.Normal(1.0, 0.25), distrax.Normal(0.0, 1.0), 20_000)
+    steps = np.asarray(code.num_steps, np.float64)
+    log2n = np.log2(np.asarray(code.index, np.float64))
+    assert abs(steps.mean() - 7.8) < 3 * steps.std() / np.sqrt(steps.size) + 0.05
+    assert abs(log2n.mean() - 1.73) < 3 * log2n.std() / np.sqrt(log2n.size) + 0.02
+
+
+@pytest.mark.parametrize("method", GLOBAL)
+def test_indices_do_not_depend_on_chunk_size(method):
+    target, proposal, _ = PAIRS["normal_5.5bit"]
+    ref = _encode_batch(method, target, proposal, 500, chunk_size=1)
+    for cs in (3, 16, 64):
+        code = _encode_batch(method, target, proposal, 500, chunk_size=cs)
+        np.testing.assert_array_equal(np.asarray(code.index), np.asarray(ref.index))
+        np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(ref.sample))
+
+
+@pytest.mark.parametrize("method", EXACT_1D + ["orc"])
+def test_indices_do_not_depend_on_batch_size_or_jit(method):
+    target, proposal, _ = PAIRS["normal_2bit"]
+    opts = {"kappa": 8} if method == "orc" else {}
+    s = jrec.get(method)
+    big = _encode_batch(method, target, proposal, 256, **opts)
+    small = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))(keys(256)[:7])
+    np.testing.assert_array_equal(np.asarray(small.index), np.asarray(big.index[:7]))
+    for i in range(3):  # unbatched, not jitted
+        one = s.encode(keys(256)[i], target, proposal, **opts)
+        np.testing.assert_array_equal(np.asarray(one.index), np.asarray(big.index[i]))
+        x = s.decode(keys(256)[i], one.index, proposal)
+        # eager vs compiled programs may differ by float rounding only
+        np.testing.assert_allclose(np.asarray(x), np.asarray(big.sample[i]), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", EXACT_1D + ["orc"])
+def test_vmap_over_target_parameters(method):
+    """vmap over a batched distrax.Normal target (the API contract)."""
+    s = jrec.get(method)
+    opts = {"kappa": 10} if method == "orc" else {}
+    mu = jnp.linspace(-1.0, 1.0, 64)
+    sd = jnp.linspace(0.2, 0.6, 64)
+    p = distrax.Normal(0.0, 1.0)
+    enc = jax.jit(jax.vmap(lambda k, t: s.encode(k, t, p, **opts), in_axes=(0, 0)))
+    code = enc(keys(64), distrax.Normal(mu, sd))
+    assert code.sample.shape == (64,)
+    assert bool(jnp.all(code.ok))
+    dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys(64), code.index)
+    np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+    # each element equals the unbatched encode of its own target
+    for i in (0, 31, 63):
+        one = jax.jit(lambda k: s.encode(k, distrax.Normal(mu[i], sd[i]), p, **opts))(keys(64)[i])
+        assert int(np.asarray(one.index).ravel()[-1]) == int(np.asarray(code.index[i]).ravel()[-1])
+
+
+def test_jitted_encode_traces_once():
+    traces = []
+    p = distrax.Normal(0.0, 1.0)
+
+    @jax.jit
+    def enc(k, t):
+        traces.append(1)
+        return jrec.gprs.encode(k, t, p)
+
+    for i in range(4):
+        t = distrax.Normal(jnp.full((), 0.1 * i), jnp.full((), 0.3 + 0.1 * i))
+        jax.block_until_ready(enc(keys(4)[i], t))
+    assert len(traces) == 1
+
+
+def test_max_steps_gives_ok_false():
+    t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
+    for method, opts in [("pfr", {"max_steps": 3}), ("gprs", {"max_steps": 3}),
+                         ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1})]:
+        code = _encode_batch(method, t, p, 200, **opts)
+        assert not bool(jnp.all(code.ok)), method
+        assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
+
+
+def test_parallel_gprs_index_and_shards():
+    t, p, ref = PAIRS["normal_5.5bit"]
+    code = _encode_batch("gprs_parallel", t, p, 4000, num_shards=8)
+    idx = np.asarray(code.index)
+    assert idx.shape == (4000, 2)
+    assert set(np.unique(idx[:, 0])) == set(range(8))  # every shard wins sometimes
+    assert ks_pvalue(code.sample, ref) > 1e-3
+    # parallel running time ~ exp(D_inf) / J
+    sup = float(np.exp(jrec.divergences.dinf(t, p)))
+    assert np.mean(np.asarray(code.num_steps)) < sup / 8 * 2.5
+
+
+def test_heap_index_structure():
+    """Depth of the heap index equals the number of steps of branch and bound."""
+    t, p, _ = PAIRS["normal_5.5bit"]
+    code = _encode_batch("gprs_bb", t, p, 2000)
+    idx = np.asarray(code.index)
+    depth = np.floor(np.log2(idx)).astype(int) + 1
+    np.testing.assert_array_equal(depth, np.asarray(code.num_steps))
+
+
+# -- dither --------------------------------------------------------------------------------
+
+
+def test_dither_exact_uniform_channel():
+    from scipy import stats
+
+    step = 0.37
+    lows = jnp.asarray(np.random.default_rng(0).normal(size=20_000) * 3, jnp.float32)
+    enc = jax.jit(jax.vmap(lambda k, lo: jrec.dither.encode(k, distrax.Uniform(lo, lo + step), None, step=step)))
+    code = enc(keys(20_000), lows)
+    assert bool(jnp.all(code.ok))
+    # X - low must be U(0, step), whatever low is
+    u = np.asarray(code.sample - lows, np.float64) / step
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    assert np.all(u > -1e-5) and np.all(u < 1 + 1e-5)
+    dec = jax.jit(jax.vmap(lambda k, i: jrec.dither.decode(k, i, None, step=step)))(keys(20_000), code.index)
+    np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+
+
+def test_dither_vector_target():
+    lo = jnp.linspace(-5, 5, 11)
+    code = jrec.dither.encode(keys(1)[0], distrax.Uniform(lo, lo + 0.5), None, step=0.5)
+    assert code.index.shape == (11,)
+    x = jrec.dither.decode(keys(1)[0], code.index, None, step=0.5)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
+    assert bool(jnp.all((x >= lo - 1e-6) & (x < lo + 0.5 + 1e-6)))
