@@ -165,6 +165,10 @@ def sf(dist, x):
 
 def _bisect(fn, target, lo, hi, increasing: bool):
     """Solve fn(x) = target on [lo, hi] by bisection (fixed iteration count)."""
+    target = jnp.asarray(target)
+    dt = jnp.result_type(target.dtype, jnp.float32)
+    lo = jnp.broadcast_to(lo, target.shape).astype(dt)
+    hi = jnp.broadcast_to(hi, target.shape).astype(dt)
 
     def body(_, lohi):
         lo, hi = lohi
@@ -228,6 +232,32 @@ def isf(dist, s):
 
 
 _GL_NODES = 8
+_NEWTON_ITERS = 6
+
+
+def _tail_split(dist, a, b):
+    """CDF difference over [a, b] in the tail where it does not cancel, and whether the
+    interval is *small*: holding < 1/4 of that tail, so the difference loses digits while
+    the density varies little across the interval (quadrature is accurate instead)."""
+    upper = cdf(dist, a) > 0.5
+    c_a, c_b = cdf(dist, a), cdf(dist, b)
+    s_a, s_b = sf(dist, a), sf(dist, b)
+    diff = jnp.where(upper, s_a - s_b, c_b - c_a)
+    big = jnp.where(upper, s_a, c_b)
+    small = (diff < 0.25 * big) & jnp.isfinite(a) & jnp.isfinite(b)
+    return upper, diff, small, (c_a, c_b, s_a, s_b)
+
+
+def _gl_mass(dist, a, b):
+    """Gauss-Legendre integral of the density over finite [a, b]."""
+    t, w = gauss_legendre(_GL_NODES, jnp.result_type(a, b))
+    xs = a[..., None] + (b - a)[..., None] * t
+    dens = jnp.exp(jnp.moveaxis(dist.log_prob(jnp.moveaxis(xs, -1, 0)), 0, -1))
+    return (b - a) * jnp.sum(w * dens, axis=-1)
+
+
+def _finite(x):
+    return jnp.where(jnp.isfinite(x), x, 0.0)
 
 
 def interval_mass(dist, a, b):
@@ -239,39 +269,37 @@ def interval_mass(dist, a, b):
     which is accurate exactly there because the density varies little across
     such an interval.
     """
+    a = jnp.asarray(a)
     b = jnp.maximum(a, b)
-    upper = cdf(dist, a) > 0.5
-    c_a, c_b = cdf(dist, a), cdf(dist, b)
-    s_a, s_b = sf(dist, a), sf(dist, b)
-    diff = jnp.where(upper, s_a - s_b, c_b - c_a)
-    big = jnp.where(upper, s_a, c_b)
-    t, w = gauss_legendre(_GL_NODES, jnp.result_type(a, b))
-    af = jnp.where(jnp.isfinite(a), a, 0.0)
-    bf = jnp.where(jnp.isfinite(b), b, 0.0)
-    xs = af[..., None] + (bf - af)[..., None] * t
-    dens = jnp.exp(_log_prob_nodes(dist, xs))
-    quad = (bf - af) * jnp.sum(w * dens, axis=-1)
-    small = (diff < 0.25 * big) & jnp.isfinite(a) & jnp.isfinite(b)
+    _, diff, small, _ = _tail_split(dist, a, b)
+    quad = _gl_mass(dist, _finite(a), _finite(b))
     return jnp.clip(jnp.where(small, quad, diff), 0.0, 1.0)
-
-
-def _log_prob_nodes(dist, xs):
-    # xs has a trailing node axis; distributions broadcast against it after
-    # moving the node axis first.
-    return jnp.moveaxis(dist.log_prob(jnp.moveaxis(xs, -1, 0)), 0, -1)
 
 
 def truncated_quantile(dist, a, b, u):
     """The point of ``dist`` restricted to ``[a, b]`` at relative probability ``u``.
 
-    With ``u ~ U(0, 1)`` this samples ``dist`` conditioned on the interval, by
-    inverse CDF in whichever tail keeps the precision. The result lies in
-    ``[a, b]``.
+    With ``u ~ U(0, 1)`` this samples ``dist`` conditioned on the interval: by the
+    inverse CDF in whichever tail keeps the precision, or, for a small interval
+    (see :func:`interval_mass`), by Newton's method on the CDF measured from ``a``
+    by quadrature, so that the resolution is that of the interval itself rather
+    than of the global CDF (branch and bound shrinks intervals far below it).
+    The result lies in ``[a, b]``.
     """
-    upper = cdf(dist, a) > 0.5
-    s_a, s_b = sf(dist, a), sf(dist, b)
-    c_a, c_b = cdf(dist, a), cdf(dist, b)
+    a = jnp.asarray(a)
+    upper, _, small, (c_a, c_b, s_a, s_b) = _tail_split(dist, a, b)
     x_hi = isf(dist, s_a - u * (s_a - s_b))
     x_lo = quantile(dist, c_a + u * (c_b - c_a))
-    x = jnp.where(upper, x_hi, x_lo)
+    x_global = jnp.where(upper, x_hi, x_lo)
+    af, bf = _finite(a), _finite(b)
+    target = u * _gl_mass(dist, af, bf)
+
+    def newton(_, x):
+        f = _gl_mass(dist, af, x) - target
+        dens = jnp.exp(dist.log_prob(x))
+        step = jnp.where(dens > 0, f / jnp.where(dens > 0, dens, 1.0), 0.0)
+        return jnp.clip(x - step, af, bf)
+
+    x_local = jax.lax.fori_loop(0, _NEWTON_ITERS, newton, af + u * (bf - af))
+    x = jnp.where(small, x_local, x_global)
     return jnp.clip(x, a, b)
