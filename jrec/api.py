@@ -43,8 +43,22 @@ from jrec.registry import get
 
 __all__ = ["encode", "decode", "validate"]
 
-_KNOWN_1D = (distrax.Normal, distrax.Uniform, distrax.Laplace, distrax.Logistic, distrax.Beta,
-             distrax.Gamma, dists.Triangular)
+# Families the checked wrapper can batch: their parameters, by attribute name. (The
+# pure samplers take any distrax distribution; distributions are rebuilt from their
+# parameters inside vmap because some distrax classes keep a static batch shape.)
+_FAMILIES = {
+    distrax.Normal: ("loc", "scale"),
+    distrax.Uniform: ("low", "high"),
+    distrax.Laplace: ("loc", "scale"),
+    distrax.Logistic: ("loc", "scale"),
+    distrax.Beta: ("alpha", "beta"),
+    dists.Triangular: ("low", "peak", "high"),
+}
+
+
+def _params(dist, shape):
+    names = _FAMILIES[type(dist)]
+    return tuple(jnp.broadcast_to(jnp.asarray(getattr(dist, n)), shape) for n in names)
 
 
 def _key_batch_shape(key) -> tuple:
@@ -80,10 +94,6 @@ def _check_params(dist, role: str):
         raise InvalidDistributionError(f"{role} Triangular needs low <= peak <= high and low < high")
 
 
-def _broadcast_leaves(dist, shape):
-    return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, shape), dist)
-
-
 def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
     """Raise a :class:`~jrec.core.JrecError` if ``method`` cannot code ``target`` with ``proposal``.
 
@@ -105,8 +115,12 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
             raise ShapeMismatchError(f"dither: target width high - low must equal step={step}")
         return t, p
     for d, role in ((t, "target"), (p, "proposal")):
-        if not isinstance(d, _KNOWN_1D) and not isinstance(d, distrax.Distribution):
-            raise UnsupportedDistributionError(f"{role} must be a distrax distribution, got {type(d).__name__}")
+        if type(d) not in _FAMILIES:
+            raise UnsupportedDistributionError(
+                f"{role}: the checked wrapper supports {', '.join(c.__name__ for c in _FAMILIES)} "
+                f"(and diagonal Normal blocks), got {type(d).__name__}; call jrec.{method.split('_')[0]} "
+                "directly for other distrax distributions"
+            )
         _check_params(d, role)
     dts = {x.dtype for x in _float_leaves(t) + _float_leaves(p)}
     if len(dts) > 1:
@@ -122,9 +136,10 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
             "(one key per problem)"
         )
     block = t_shape[nb:]
-    if p_shape not in (block, tuple(batch_shape) + block) and not (p_shape == () and block):
+    if p_shape not in (block, tuple(batch_shape) + block):
         raise ShapeMismatchError(
-            f"proposal shape {p_shape} must be {block} (shared) or {tuple(batch_shape) + block} (per problem)"
+            f"proposal shape {p_shape} must be {block} (shared) or {tuple(batch_shape) + block} "
+            "(per problem); a block's proposal has the block's shape (the decoder draws from it)"
         )
     if sampler.one_dimensional and block:
         raise ShapeMismatchError(
@@ -147,16 +162,15 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
             f"[{np.max(lo_p)}, {np.min(hi_p)}]"
         )
     if sampler.bounded_ratio:
-        tb = _broadcast_leaves(t, t_shape) if t_shape else t
-        pb = _broadcast_leaves(p, t_shape) if t_shape else p
-        if block:
-            d_inf = density_ratio(tb, pb).log_sup if not batch_shape else jax.vmap(
-                lambda a, b: density_ratio(a, b).log_sup)(tb, pb)
-        else:
-            fn = lambda a, b: density_ratio(a, b).log_sup  # noqa: E731
-            for _ in t_shape:
-                fn = jax.vmap(fn)
-            d_inf = fn(tb, pb)
+        ct, cp = type(t), type(p)
+
+        def log_sup(tp, pp):
+            return density_ratio(ct(*tp), cp(*pp)).log_sup
+
+        fn = log_sup
+        for _ in t_shape if not block else batch_shape:
+            fn = jax.vmap(fn)
+        d_inf = fn(_params(t, t_shape), _params(p, t_shape))
         bad = ~np.isfinite(np.asarray(d_inf))
         if bad.any():
             where = np.argwhere(bad)[:3].tolist()
@@ -170,10 +184,18 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(method: str, kind: str, options: tuple, nbatch: int, p_batched: bool):
+def _compiled(method: str, kind: str, options: tuple, nbatch: int, t_cls, p_cls, p_batched: bool):
+    """jit(vmap^nbatch(fn)) taking distribution *parameters* (rebuilt inside)."""
     sampler = get(method)
-    fn = sampler.encode if kind == "encode" else sampler.decode
-    fn = functools.partial(fn, **dict(options))
+    opts = dict(options)
+
+    if kind == "encode":
+        def fn(key, tp, pp):
+            return sampler.encode(key, t_cls(*tp), p_cls(*pp) if p_cls else None, **opts)
+    else:
+        def fn(key, index, pp):
+            return sampler.decode(key, index, p_cls(*pp) if p_cls else None, **opts)
+
     for _ in range(nbatch):
         fn = jax.vmap(fn, in_axes=(0, 0, 0 if p_batched else None))
     return jax.jit(fn)
@@ -194,11 +216,13 @@ def encode(key, target, proposal, *, method: str = "gprs", **options) -> Code:
     opts = _options(method, options)
     t, p = validate(target, proposal, method, batch, **dict(opts))
     p_batched = bool(batch) and p is not None and tuple(p.batch_shape)[: len(batch)] == batch
-    if batch:
-        t = _broadcast_leaves(t, tuple(t.batch_shape))
-        if p_batched:
-            p = _broadcast_leaves(p, tuple(p.batch_shape))
-    code = _compiled(method, "encode", opts, len(batch), p_batched)(key, t, p)
+    t_shape = tuple(t.batch_shape)
+    p_shape = tuple(p.batch_shape) if p is not None else ()
+    tp = _params(t, t_shape)
+    pp = _params(p, p_shape) if p is not None else ()
+    fn = _compiled(method, "encode", opts, len(batch), type(t), type(p) if p is not None else None,
+                   p_batched)
+    code = fn(key, tp, pp)
     ok = np.asarray(code.ok)
     if not ok.all():
         n_bad = int((~ok).sum())
@@ -222,7 +246,12 @@ def decode(key, index, proposal, *, method: str = "gprs", **options):
     if sampler.index_shape != "d" and tuple(index.shape) != tuple(batch) + extra:
         raise ShapeMismatchError(f"{method}: index shape {index.shape} != {tuple(batch) + extra}")
     p = as_factorised(proposal)[0] if proposal is not None else None
+    if p is not None and type(p) not in _FAMILIES:
+        raise UnsupportedDistributionError(f"proposal {type(p).__name__} is not supported by the checked wrapper")
     p_batched = bool(batch) and p is not None and tuple(p.batch_shape)[: len(batch)] == batch
     if math.prod(batch) == 0:
         raise ShapeMismatchError("empty batch")
-    return _compiled(method, "decode", opts, len(batch), p_batched)(key, index, p)
+    pp = _params(p, tuple(p.batch_shape)) if p is not None else ()
+    fn = _compiled(method, "decode", opts, len(batch), None, type(p) if p is not None else None,
+                   p_batched)
+    return fn(key, index, pp)

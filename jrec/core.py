@@ -75,6 +75,19 @@ class NonTerminationError(JrecError, RuntimeError):
     """A bounded loop hit its bound (``ok=False``): the result is not exact."""
 
 
-def sampling_distribution(proposal):
-    """The distribution candidates are drawn from (identical in encoder and decoder)."""
-    return as_factorised(proposal)[0]
+def sampling_distribution(proposal, target=None):
+    """The distribution candidates are drawn from (identical in encoder and decoder).
+
+    With ``target`` given (encoders), checks at trace time that candidates have the
+    target's shape: a block's proposal must carry the block's shape, since the
+    decoder draws from it alone.
+    """
+    p = as_factorised(proposal)[0]
+    if target is not None:
+        t = as_factorised(target)[0]
+        if tuple(t.batch_shape) != tuple(p.batch_shape):
+            raise ValueError(
+                f"target shape {tuple(t.batch_shape)} != proposal shape {tuple(p.batch_shape)}: "
+                "candidates are drawn from the proposal, so give it the target's shape"
+            )
+    return p

@@ -78,7 +78,7 @@ def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_s
     _one_dimensional(ratio, "gprs")
     st = poisson.search(
         key,
-        sampling_distribution(proposal),
+        sampling_distribution(proposal, target),
         ratio.log_ratio,
         _acceptance(ratio),
         mode="first",
@@ -114,7 +114,7 @@ def encode_parallel(
     ratio = density_ratio(target, proposal)
     _one_dimensional(ratio, "gprs_parallel")
     dt = ratio.log_sup.dtype
-    p = sampling_distribution(proposal)
+    p = sampling_distribution(proposal, target)
     score = _acceptance(ratio)
     keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(num_shards))
 
@@ -168,7 +168,7 @@ def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
         raise ValueError(f"max_steps (depth) must be an int in [1, {MAX_DEPTH}], got {max_steps!r}")
     ratio = density_ratio(target, proposal)
     _one_dimensional(ratio, "gprs_bb")
-    p = sampling_distribution(proposal)
+    p = sampling_distribution(proposal, target)
     dt = ratio.log_sup.dtype
     table = stretch_table(ratio)
     lo, hi = dists.support(p)

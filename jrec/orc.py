@@ -35,7 +35,7 @@ def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256) -> 
     dt = ratio.log_sup.dtype
     st = poisson.search(
         key,
-        sampling_distribution(proposal),
+        sampling_distribution(proposal, target),
         ratio.log_ratio,
         lambda log_t, x, lr: log_t - lr,
         mode="argmin",

@@ -48,7 +48,7 @@ def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_s
     dt = ratio.log_sup.dtype
     st = poisson.search(
         key,
-        sampling_distribution(proposal),
+        sampling_distribution(proposal, target),
         ratio.log_ratio,
         lambda log_t, x, lr: log_t - lr,
         mode="argmin",
