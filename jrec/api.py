@@ -105,7 +105,8 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
     if method == "dither":
         if not isinstance(t, distrax.Uniform):
             raise UnsupportedDistributionError(
-                f"dither simulates a uniform-noise channel: the target must be distrax.Uniform, got {type(t).__name__}"
+                "dither simulates a uniform-noise channel: the target must be distrax.Uniform, "
+                f"got {type(t).__name__}"
             )
         _check_params(t, "target")
         step = options.get("step")
@@ -247,7 +248,8 @@ def decode(key, index, proposal, *, method: str = "gprs", **options):
         raise ShapeMismatchError(f"{method}: index shape {index.shape} != {tuple(batch) + extra}")
     p = as_factorised(proposal)[0] if proposal is not None else None
     if p is not None and type(p) not in _FAMILIES:
-        raise UnsupportedDistributionError(f"proposal {type(p).__name__} is not supported by the checked wrapper")
+        raise UnsupportedDistributionError(
+            f"proposal {type(p).__name__} is not supported by the checked wrapper")
     p_batched = bool(batch) and p is not None and tuple(p.batch_shape)[: len(batch)] == batch
     if math.prod(batch) == 0:
         raise ShapeMismatchError("empty batch")

@@ -187,12 +187,17 @@ def density_ratio(target, proposal) -> DensityRatio:
     if isinstance(t, distrax.Normal) and isinstance(p, distrax.Normal):
         dt = jnp.result_type(t.loc, t.scale, p.loc, p.scale)
         shape = jnp.broadcast_shapes(t.batch_shape, p.batch_shape)
-        t = distrax.Normal(jnp.broadcast_to(t.loc, shape).astype(dt), jnp.broadcast_to(t.scale, shape).astype(dt))
-        p = distrax.Normal(jnp.broadcast_to(p.loc, shape).astype(dt), jnp.broadcast_to(p.scale, shape).astype(dt))
+
+        def normal(d):
+            return distrax.Normal(jnp.broadcast_to(d.loc, shape).astype(dt),
+                                  jnp.broadcast_to(d.scale, shape).astype(dt))
+
+        t, p = normal(t), normal(p)
         ratio = DensityRatio(t, p, jnp.zeros((), dt), jnp.zeros(shape, dt), "normal", block)
         mu, s, nu, _ = ratio._std()
         bounded = s < 1
-        log_sup_el = jnp.where(bounded, 0.5 * mu * mu / jnp.where(bounded, 1 - s * s, 1.0) - jnp.log(s), jnp.inf)
+        one_m = jnp.where(bounded, 1 - s * s, 1.0)
+        log_sup_el = jnp.where(bounded, 0.5 * mu * mu / one_m - jnp.log(s), jnp.inf)
         mode = jnp.where(bounded, p.loc + p.scale * nu, jnp.nan)
         log_sup = jnp.sum(log_sup_el) if block else log_sup_el
         return DensityRatio(t, p, log_sup, mode, "normal", block)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from jrec import divergences as dv
 from jrec import dists
+from jrec import divergences as dv
 from jrec.ratio import density_ratio
 
 # Published stretch function of the GPRS paper's repository

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# jrec developer entry point: creates (or reuses) a virtual environment, installs what
+# the chosen command needs, and runs it.
+#   bash dev.sh demo [--n 2000 --bits 3]   main job: code Gaussian latents with every sampler
+#   bash dev.sh test [pytest args]          lint (ruff) + the whole test suite
+#   bash dev.sh bench [args]                benchmarks/samplers.py (JSON + PNG in benchmarks/results)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${JREC_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+ensure() {  # ensure <extras>: venv with the project installed editable with those extras
+  local extras="$1"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  local stamp="$VENV/.jrec-installed-$extras-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+    touch "$stamp"
+  fi
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  demo)  ensure test; exec "$VENV/bin/python" -m jrec.demo "$@" ;;
+  test)  ensure test
+         "$VENV/bin/ruff" check jrec jrec_inr tests benchmarks
+         exec "$VENV/bin/python" -m pytest -q -n 2 --durations=15 "$@" ;;
+  bench) ensure bench; exec "$VENV/bin/python" benchmarks/samplers.py "$@" ;;
+  *) echo "usage: bash dev.sh {demo|test|bench} [args]" >&2; exit 2 ;;
+esac
