@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -19,6 +20,8 @@ __all__ = [
     "DtypeMismatchError",
     "NonTerminationError",
     "sampling_distribution",
+    "Kernel",
+    "run",
     "INDEX_DTYPE",
     "MAX_INDEX",
 ]
@@ -91,3 +94,37 @@ def sampling_distribution(proposal, target=None):
                 "candidates are drawn from the proposal, so give it the target's shape"
             )
     return p
+
+
+class Kernel(NamedTuple):
+    """A sampler written as a resumable loop.
+
+    ``encode`` is :func:`run` of the sampler's kernel; the lane-refill batch runner
+    (:mod:`jrec.batch`) drives the same functions, so both give identical indices.
+
+    Attributes:
+      prepare: ``(target, proposal) -> ctx``: per-problem constants (density ratio,
+        stretch table, ...), a pytree.
+      init: ``(key, ctx) -> state``, a pytree.
+      step: ``(key, ctx, state) -> state``: one loop iteration.
+      running: ``(ctx, state) -> bool``: loop condition (bounded by the options).
+      result: ``(ctx, state) -> (index, num_steps, ok)``.
+      decode: ``(key, index, proposal) -> sample`` (what the receiver runs).
+    """
+
+    prepare: Callable
+    init: Callable
+    step: Callable
+    running: Callable
+    result: Callable
+    decode: Callable
+
+
+def run(kernel: Kernel, key, target, proposal) -> Code:
+    """Run a kernel to completion for one problem; ``sample = decode(key, index)``."""
+    ctx = kernel.prepare(target, proposal)
+    state = jax.lax.while_loop(
+        lambda s: kernel.running(ctx, s), lambda s: kernel.step(key, ctx, s), kernel.init(key, ctx)
+    )
+    index, steps, ok = kernel.result(ctx, state)
+    return Code(index, kernel.decode(key, index, proposal), steps, ok)

@@ -24,42 +24,59 @@ import jax
 import jax.numpy as jnp
 
 from jrec import dists
-from jrec.core import INDEX_DTYPE, Code, UnsupportedDistributionError
+from jrec.core import INDEX_DTYPE, Code, Kernel, UnsupportedDistributionError, run
 
-__all__ = ["encode", "decode"]
+__all__ = ["encode", "decode", "kernel"]
 
 
 def _dither(key, shape, dtype):
     return jax.random.uniform(jax.random.fold_in(key, 0), shape, dtype)
 
 
-def encode(key, target, proposal=None, *, step: float | None = None) -> Code:
+def kernel(*, step: float) -> Kernel:
+    """Dithered quantisation as a (one-iteration) :class:`~jrec.core.Kernel`."""
+    if step is None or not float(step) > 0:
+        raise ValueError(f"dither needs a positive static step (the decoder needs it), got {step!r}")
+
+    def prepare(target, proposal):
+        if not isinstance(target, distrax.Uniform):
+            raise UnsupportedDistributionError(
+                "dither needs a distrax.Uniform target (the uniform-noise channel), "
+                f"got {type(target).__name__}")
+        return target.low
+
+    def init(_key, low):
+        return jnp.zeros(low.shape, INDEX_DTYPE), jnp.asarray(False), jnp.asarray(False)
+
+    def one_step(key, low, _state):
+        u = _dither(key, low.shape, low.dtype)
+        k = jnp.ceil(low / jnp.asarray(step, low.dtype) - u)
+        ok = jnp.all(jnp.abs(k) < 2.0**31 - 1)
+        index = jnp.clip(k, -(2.0**31) + 1, 2.0**31 - 2).astype(INDEX_DTYPE)
+        return index, ok, jnp.asarray(True)
+
+    def running(_low, state):
+        return ~state[2]
+
+    def result(_low, state):
+        return state[0], jnp.ones((), INDEX_DTYPE), state[1]
+
+    def dec(key, index, proposal, **_static):
+        return decode(key, index, proposal, step=step)
+
+    return Kernel(prepare, init, one_step, running, result, dec)
+
+
+def encode(key, target, proposal=None, *, step: float) -> Code:
     """Quantise with a shared dither; ``code.sample ~ U(low, low + step)`` exactly.
 
     Args:
       key: shared PRNG key.
-      target: ``distrax.Uniform(low, high)`` (possibly batched); ``high - low`` is
-        the quantiser step.
-      proposal: unused by the sampler (it is the entropy model of the index).
-      step: the step the decoder will use; defaults to the target's width (the
-        checked wrapper verifies they agree).
+      target: ``distrax.Uniform(low, low + step)`` (possibly batched).
+      proposal: the entropy model of the index; also fixes the output dtype.
+      step: the quantiser step, a static option the decoder needs too.
     """
-    if not isinstance(target, distrax.Uniform):
-        raise UnsupportedDistributionError(
-            f"dither needs a distrax.Uniform target (the uniform-noise channel), got {type(target).__name__}"
-        )
-    low = target.low
-    width = target.high - target.low if step is None else jnp.asarray(step, low.dtype)
-    u = _dither(key, low.shape, low.dtype)
-    k = jnp.ceil(low / width - u)
-    ok = jnp.all(jnp.abs(k) < 2.0**31 - 1)
-    index = jnp.clip(k, -(2.0**31) + 1, 2.0**31 - 2).astype(INDEX_DTYPE)
-    x = _reconstruct(u, index, width)
-    return Code(index, x, jnp.ones((), INDEX_DTYPE), ok)
-
-
-def _reconstruct(u, index, step):
-    return step * (u + index.astype(u.dtype))
+    return run(kernel(step=step), key, target, proposal if proposal is not None else target)
 
 
 def decode(key, index, proposal=None, *, step: float):
@@ -67,4 +84,4 @@ def decode(key, index, proposal=None, *, step: float):
     index = jnp.asarray(index, INDEX_DTYPE)
     dtype = dists.dtype_of(proposal) if proposal is not None else jnp.float32
     u = _dither(key, index.shape, dtype)
-    return _reconstruct(u, index, jnp.asarray(step, dtype))
+    return jnp.asarray(step, dtype) * (u + index.astype(dtype))

@@ -33,34 +33,40 @@ gives ``ok=False``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from jrec import dists, poisson
-from jrec.core import INDEX_DTYPE, MAX_INDEX, Code, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.divergences import log_stretch, stretch_table
 from jrec.ratio import density_ratio
 
-__all__ = ["encode", "decode", "encode_parallel", "decode_parallel", "encode_bb", "decode_bb"]
+__all__ = [
+    "encode", "decode", "kernel",
+    "encode_parallel", "decode_parallel", "kernel_parallel",
+    "encode_bb", "decode_bb", "kernel_bb",
+]
 
 DEFAULT_MAX_STEPS = 2**22
 MAX_DEPTH = 31
 
 
-def _check_static(max_steps, chunk_size):
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_INDEX - chunk_size):
-        raise ValueError(f"max_steps must be an int in [1, 2^31 - 1 - chunk_size], got {max_steps!r}")
+def _prepare(name):
+    """Per-problem constants shared by the three variants: ratio, proposal, sigma table."""
+
+    def prepare(target, proposal):
+        ratio = density_ratio(target, proposal)
+        if ratio.block:
+            raise ValueError(f"{name} needs a scalar (1-D) target and proposal; vmap over coordinates")
+        return ratio, sampling_distribution(proposal, target), stretch_table(ratio)
+
+    return prepare
 
 
-def _one_dimensional(ratio, name):
-    if ratio.block:
-        raise ValueError(f"{name} needs a scalar (1-D) target and proposal; use vmap over coordinates")
-
-
-def _acceptance(ratio):
-    table = stretch_table(ratio)
+def _score(ctx):
+    ratio, _, table = ctx
 
     def score(log_t, x, _lr):
         return log_t - log_stretch(table, ratio.depth(x))
@@ -71,24 +77,30 @@ def _acceptance(ratio):
 # -- global -------------------------------------------------------------------------------
 
 
+def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kernel:
+    """Global GPRS as a :class:`~jrec.core.Kernel`."""
+    poisson.check_search_options(max_steps, chunk_size)
+
+    def init(_key, ctx):
+        return poisson.search_init(ctx[0].log_sup.dtype)
+
+    def step(key, ctx, s):
+        ratio, p, _ = ctx
+        return poisson.search_step(key, s, p, ratio.log_ratio, _score(ctx), mode="first",
+                                   chunk_size=chunk_size, max_steps=max_steps)
+
+    def running(_ctx, s):
+        return poisson.search_running(s, max_steps)
+
+    def result(ctx, s):
+        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
+
+    return Kernel(_prepare("gprs"), init, step, running, result, decode)
+
+
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
     """Global GPRS: the first candidate with ``T_n <= sigma(r(X_n))``."""
-    _check_static(max_steps, chunk_size)
-    ratio = density_ratio(target, proposal)
-    _one_dimensional(ratio, "gprs")
-    st = poisson.search(
-        key,
-        sampling_distribution(proposal, target),
-        ratio.log_ratio,
-        _acceptance(ratio),
-        mode="first",
-        chunk_size=chunk_size,
-        max_steps=max_steps,
-        dtype=ratio.log_sup.dtype,
-    )
-    index = st.best_n.astype(INDEX_DTYPE)
-    ok = st.done & jnp.isfinite(ratio.log_sup)
-    return Code(index, decode(key, index, proposal), st.steps, ok)
+    return run(kernel(max_steps=max_steps, chunk_size=chunk_size), key, target, proposal)
 
 
 def decode(key, index, proposal, **_static):
@@ -97,6 +109,47 @@ def decode(key, index, proposal, **_static):
 
 
 # -- parallel -----------------------------------------------------------------------------
+
+
+def kernel_parallel(
+    *, num_shards: int = 4, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 8
+) -> Kernel:
+    """Parallel GPRS as a :class:`~jrec.core.Kernel`; the state holds one search per shard."""
+    poisson.check_search_options(max_steps, chunk_size)
+    if not (isinstance(num_shards, int) and num_shards >= 1):
+        raise ValueError(f"num_shards must be a positive int, got {num_shards!r}")
+    shards = jnp.arange(num_shards)
+
+    def init(_key, ctx):
+        return jax.vmap(lambda _: poisson.search_init(ctx[0].log_sup.dtype))(shards)
+
+    def active(s):
+        return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < jnp.min(s.best_log_t))
+
+    def step(key, ctx, s):
+        ratio, p, _ = ctx
+        score = _score(ctx)
+        scale = jnp.asarray(num_shards, ratio.log_sup.dtype)
+
+        def one(j, sj, cap):
+            return poisson.search_step(jax.random.fold_in(key, j), sj, p, ratio.log_ratio, score,
+                                       mode="first", chunk_size=chunk_size, max_steps=max_steps,
+                                       time_scale=scale, log_cap=cap)
+
+        new = jax.vmap(one, in_axes=(0, 0, None))(shards, s, jnp.min(s.best_log_t))
+        act = active(s)
+        return jax.tree_util.tree_map(
+            lambda a, b: jnp.where(act.reshape(act.shape + (1,) * (a.ndim - 1)), a, b), new, s)
+
+    def running(_ctx, s):
+        return jnp.any(active(s))
+
+    def result(ctx, s):
+        j = jnp.argmin(s.best_log_t).astype(INDEX_DTYPE)
+        index = jnp.stack([j, s.best_n[j].astype(INDEX_DTYPE)])
+        return index, jnp.max(s.steps), jnp.any(s.done) & jnp.isfinite(ctx[0].log_sup)
+
+    return Kernel(_prepare("gprs_parallel"), init, step, running, result, decode_parallel)
 
 
 def encode_parallel(
@@ -108,39 +161,8 @@ def encode_parallel(
     ``num_steps`` is the largest number of candidates any shard examined (the
     parallel running time), counted up to each shard's stopping point.
     """
-    _check_static(max_steps, chunk_size)
-    if not (isinstance(num_shards, int) and num_shards >= 1):
-        raise ValueError(f"num_shards must be a positive int, got {num_shards!r}")
-    ratio = density_ratio(target, proposal)
-    _one_dimensional(ratio, "gprs_parallel")
-    dt = ratio.log_sup.dtype
-    p = sampling_distribution(proposal, target)
-    score = _acceptance(ratio)
-    keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(num_shards))
-
-    def step(k, s, cap):
-        return poisson.search_step(
-            k, s, p, ratio.log_ratio, score, mode="first", chunk_size=chunk_size,
-            max_steps=max_steps, time_scale=jnp.asarray(num_shards, dt), log_cap=cap,
-        )
-
-    def active(s):
-        best = jnp.min(s.best_log_t)
-        return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < best)
-
-    def body(s):
-        new = jax.vmap(step, in_axes=(0, 0, None))(keys, s, jnp.min(s.best_log_t))
-        act = active(s)
-        return jax.tree_util.tree_map(
-            lambda a, b: jnp.where(act.reshape(act.shape + (1,) * (a.ndim - 1)), a, b), new, s
-        )
-
-    init = jax.vmap(lambda _: poisson.search_init(dt))(jnp.arange(num_shards))
-    st = jax.lax.while_loop(lambda s: jnp.any(active(s)), body, init)
-    j = jnp.argmin(st.best_log_t).astype(INDEX_DTYPE)
-    index = jnp.stack([j, st.best_n[j].astype(INDEX_DTYPE)])
-    ok = jnp.any(st.done) & jnp.isfinite(ratio.log_sup)
-    return Code(index, decode_parallel(key, index, proposal), jnp.max(st.steps), ok)
+    k = kernel_parallel(num_shards=num_shards, max_steps=max_steps, chunk_size=chunk_size)
+    return run(k, key, target, proposal)
 
 
 def decode_parallel(key, index, proposal, **_static):
@@ -150,6 +172,18 @@ def decode_parallel(key, index, proposal, **_static):
 
 
 # -- branch and bound ---------------------------------------------------------------------
+
+
+class BBState(NamedTuple):
+    """State of split-on-sample branch and bound."""
+
+    depth: jax.Array
+    a: jax.Array  # search interval [a, b]
+    b: jax.Array
+    t: jax.Array  # arrival time (Kahan-compensated)
+    comp: jax.Array
+    heap: jax.Array  # heap index of the current node
+    done: jax.Array
 
 
 def _bb_node(key, depth, proposal, a, b):
@@ -162,41 +196,55 @@ def _bb_node(key, depth, proposal, a, b):
     return e, x
 
 
-def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
-    """Split-on-sample branch-and-bound GPRS for a unimodal 1-D ratio; heap index."""
+def _support(p, dt):
+    lo, hi = dists.support(p)
+    return lo.astype(dt), hi.astype(dt)
+
+
+def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
+    """Split-on-sample branch-and-bound GPRS as a :class:`~jrec.core.Kernel`."""
     if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_DEPTH):
         raise ValueError(f"max_steps (depth) must be an int in [1, {MAX_DEPTH}], got {max_steps!r}")
-    ratio = density_ratio(target, proposal)
-    _one_dimensional(ratio, "gprs_bb")
-    p = sampling_distribution(proposal, target)
-    dt = ratio.log_sup.dtype
-    table = stretch_table(ratio)
-    lo, hi = dists.support(p)
-    lo, hi = lo.astype(dt), hi.astype(dt)
 
-    def cond(s):
-        d, a, b, t, comp, h, done = s
-        return (~done) & (d < max_steps)
+    def init(_key, ctx):
+        ratio, p, _ = ctx
+        dt = ratio.log_sup.dtype
+        lo, hi = _support(p, dt)
+        zero = jnp.zeros((), dt)
+        return BBState(jnp.zeros((), INDEX_DTYPE), lo, hi, zero, zero, jnp.ones((), INDEX_DTYPE),
+                       jnp.asarray(False))
 
-    def body(s):
-        d, a, b, t, comp, h, done = s
-        d = d + 1
-        e, x = _bb_node(key, d, p, a, b)
-        mass = dists.interval_mass(p, a, b)
-        times, t, comp = poisson.arrival_times(t, comp, (e / mass)[None])
+    def step(key, ctx, s):
+        ratio, p, table = ctx
+        d = s.depth + 1
+        e, x = _bb_node(key, d, p, s.a, s.b)
+        mass = dists.interval_mass(p, s.a, s.b)
+        times, t, comp = poisson.arrival_times(s.t, s.comp, (e / mass)[None])
         accept = jnp.log(times[0]) <= log_stretch(table, ratio.depth(x))
         right = x < ratio.mode
-        a_new = jnp.where(accept | ~right, a, x)
-        b_new = jnp.where(accept | right, b, x)
-        keep = accept | (d >= max_steps)  # never grow h past the last depth (int32)
-        h_new = jnp.where(keep, h, 2 * h + right.astype(INDEX_DTYPE))
-        return d, a_new, b_new, t, comp, h_new, accept
+        keep = accept | (d >= max_steps)  # never grow the heap index past the last depth (int32)
+        return BBState(
+            depth=d,
+            a=jnp.where(accept | ~right, s.a, x),
+            b=jnp.where(accept | right, s.b, x),
+            t=t,
+            comp=comp,
+            heap=jnp.where(keep, s.heap, 2 * s.heap + right.astype(INDEX_DTYPE)),
+            done=accept,
+        )
 
-    zero = jnp.zeros((), dt)
-    init = (jnp.zeros((), INDEX_DTYPE), lo, hi, zero, zero, jnp.ones((), INDEX_DTYPE), jnp.asarray(False))
-    d, _, _, _, _, h, done = jax.lax.while_loop(cond, body, init)
-    ok = done & jnp.isfinite(ratio.log_sup)
-    return Code(h, decode_bb(key, h, proposal), d, ok)
+    def running(_ctx, s):
+        return (~s.done) & (s.depth < max_steps)
+
+    def result(ctx, s):
+        return s.heap, s.depth, s.done & jnp.isfinite(ctx[0].log_sup)
+
+    return Kernel(_prepare("gprs_bb"), init, step, running, result, decode_bb)
+
+
+def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
+    """Split-on-sample branch-and-bound GPRS for a unimodal 1-D ratio; heap index."""
+    return run(kernel_bb(max_steps=max_steps), key, target, proposal)
 
 
 def decode_bb(key, index, proposal, **_static):
@@ -205,8 +253,7 @@ def decode_bb(key, index, proposal, **_static):
     index = jnp.asarray(index, INDEX_DTYPE)
     dt = dists.dtype_of(p)
     depth = _bit_length(index)
-    lo, hi = dists.support(p)
-    lo, hi = lo.astype(dt), hi.astype(dt)
+    lo, hi = _support(p, dt)
 
     def body(d, s):
         a, b, _ = s

@@ -22,40 +22,45 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jrec import poisson
-from jrec.core import INDEX_DTYPE, Code, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.ratio import density_ratio
 
-__all__ = ["encode", "decode"]
+__all__ = ["encode", "decode", "kernel"]
+
+
+def kernel(*, kappa: int = 16, chunk_size: int = 256) -> Kernel:
+    """ORC as a :class:`~jrec.core.Kernel` (see :func:`encode`)."""
+    if not (isinstance(kappa, int) and 0 <= kappa <= 30):
+        raise ValueError(f"kappa must be an int in [0, 30], got {kappa!r}")
+    budget = 2**kappa
+    chunk = min(chunk_size, budget) if isinstance(chunk_size, int) else chunk_size
+    poisson.check_search_options(budget, chunk)
+
+    def prepare(target, proposal):
+        return density_ratio(target, proposal), sampling_distribution(proposal, target)
+
+    def init(_key, ctx):
+        return poisson.search_init(ctx[0].log_sup.dtype)
+
+    def step(key, ctx, s):
+        ratio, p = ctx
+        return poisson.search_step(key, s, p, ratio.log_ratio, lambda log_t, x, lr: log_t - lr,
+                                   mode="argmin", chunk_size=chunk, max_steps=budget)
+
+    def running(_ctx, s):
+        return poisson.search_running(s, budget)
+
+    def result(_ctx, s):
+        return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
+
+    return Kernel(prepare, init, step, running, result, decode)
 
 
 def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256) -> Code:
     """Pick the best of ``2^kappa`` candidates; ``index`` is a kappa-bit integer."""
-    _check_static(kappa, chunk_size)
-    ratio = density_ratio(target, proposal)
-    dt = ratio.log_sup.dtype
-    st = poisson.search(
-        key,
-        sampling_distribution(proposal, target),
-        ratio.log_ratio,
-        lambda log_t, x, lr: log_t - lr,
-        mode="argmin",
-        chunk_size=min(chunk_size, 2**kappa),
-        max_steps=2**kappa,
-        dtype=dt,
-        log_bound=None,
-    )
-    index = (st.best_n - 1).astype(INDEX_DTYPE)
-    ok = st.best_n >= 1
-    return Code(index, decode(key, index, proposal), jnp.asarray(2**kappa, INDEX_DTYPE), ok)
+    return run(kernel(kappa=kappa, chunk_size=chunk_size), key, target, proposal)
 
 
 def decode(key, index, proposal, **_static):
     """Regenerate candidate ``index + 1``."""
     return poisson.candidate_sample(key, index + 1, sampling_distribution(proposal))
-
-
-def _check_static(kappa, chunk_size):
-    if not (isinstance(kappa, int) and 0 <= kappa <= 30):
-        raise ValueError(f"kappa must be an int in [0, 30], got {kappa!r}")
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")

@@ -11,8 +11,8 @@ With candidates ``X_n ~ P`` and arrival times ``T_n`` of a rate-1 Poisson proces
     N = argmin_n T_n / r(X_n)
 
 gives ``X_N ~ Q`` exactly. The search stops once ``T_n / sup r`` exceeds the best
-value so far, after ``E[steps] ~ exp(D_inf)`` candidates; ``N`` itself costs about
-``D_KL + log(D_KL + 1)`` nats to transmit.
+value so far; ``num_steps`` counts the candidates examined including that last
+arrival (``~exp(D_inf) + 1``). ``N`` itself costs about ``D_KL + log(D_KL + 1)`` nats.
 
 Works for any target/proposal pair jrec can form a density ratio for with a
 finite ``sup r``: Normal pairs (also factorised blocks) and generic 1-D pairs.
@@ -26,12 +26,40 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jrec import poisson
-from jrec.core import INDEX_DTYPE, MAX_INDEX, Code, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.ratio import density_ratio
 
-__all__ = ["encode", "decode"]
+__all__ = ["encode", "decode", "kernel"]
 
 DEFAULT_MAX_STEPS = 2**22
+
+
+def _score(log_t, _x, lr):
+    return log_t - lr
+
+
+def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kernel:
+    """PFR as a :class:`~jrec.core.Kernel` (see :func:`encode` for the options)."""
+    poisson.check_search_options(max_steps, chunk_size)
+
+    def prepare(target, proposal):
+        return density_ratio(target, proposal), sampling_distribution(proposal, target)
+
+    def init(_key, ctx):
+        return poisson.search_init(ctx[0].log_sup.dtype)
+
+    def step(key, ctx, s):
+        ratio, p = ctx
+        return poisson.search_step(key, s, p, ratio.log_ratio, _score, mode="argmin",
+                                   chunk_size=chunk_size, max_steps=max_steps, log_bound=ratio.log_sup)
+
+    def running(_ctx, s):
+        return poisson.search_running(s, max_steps)
+
+    def result(ctx, s):
+        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
+
+    return Kernel(prepare, init, step, running, result, decode)
 
 
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
@@ -43,31 +71,9 @@ def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_s
       max_steps: bound on candidates examined (``ok=False`` when reached).
       chunk_size: candidates evaluated per loop iteration (does not change results).
     """
-    _check_static(max_steps, chunk_size)
-    ratio = density_ratio(target, proposal)
-    dt = ratio.log_sup.dtype
-    st = poisson.search(
-        key,
-        sampling_distribution(proposal, target),
-        ratio.log_ratio,
-        lambda log_t, x, lr: log_t - lr,
-        mode="argmin",
-        chunk_size=chunk_size,
-        max_steps=max_steps,
-        dtype=dt,
-        log_bound=ratio.log_sup,
-    )
-    index = st.best_n.astype(INDEX_DTYPE)
-    return Code(index, decode(key, index, proposal), st.steps, st.done & jnp.isfinite(ratio.log_sup))
+    return run(kernel(max_steps=max_steps, chunk_size=chunk_size), key, target, proposal)
 
 
 def decode(key, index, proposal, **_static):
     """Regenerate ``X_index`` from the key (O(1))."""
     return poisson.candidate_sample(key, index, sampling_distribution(proposal))
-
-
-def _check_static(max_steps, chunk_size):
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_INDEX - chunk_size):
-        raise ValueError(f"max_steps must be an int in [1, 2^31 - 1 - chunk_size], got {max_steps!r}")

@@ -11,6 +11,9 @@ Key derivation (the contract between encoder and decoder)
 * Branch and bound: depth ``d >= 1`` uses ``fold_in(key, d)`` split the same way, the
   second key giving the uniform that places ``X_d`` inside the search interval.
 
+The search over candidates is :func:`search_init` / :func:`search_step` /
+:func:`search_running`, the loop of PFR, ORC and global and parallel GPRS.
+
 Because candidate ``n`` depends on ``(key, n)`` only, the decoder rebuilds ``X_N``
 in O(1), and the encoder may evaluate any number of candidates per loop iteration.
 Arrival times are accumulated strictly sequentially (with Kahan compensation, so
@@ -27,6 +30,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jrec.core import MAX_INDEX
+
 __all__ = [
     "candidate_keys",
     "candidate_sample",
@@ -35,7 +40,8 @@ __all__ = [
     "SearchState",
     "search_init",
     "search_step",
-    "search",
+    "search_running",
+    "check_search_options",
 ]
 
 
@@ -164,37 +170,19 @@ def search_step(
     )
 
 
-def search(key, proposal, log_ratio: Callable, score: Callable, *, dtype, max_steps: int,
-           **options) -> SearchState:
-    """Run the candidate stream in chunks until a selection rule stops it.
-
-    Args:
-      key: the shared key.
-      proposal: distrax distribution of the candidates.
-      log_ratio: ``x -> log r(x)`` for one candidate.
-      score: ``(log_t, x, log_r) -> s``, vectorised over a chunk.
-      dtype: floating dtype of arrival times.
-      max_steps: largest candidate number examined.
-      **options: of :func:`search_step`: ``mode`` -- ``"first"`` selects the first
-        candidate with ``s <= 0`` (GPRS), ``"argmin"`` selects ``argmin s`` over the
-        candidates examined (PFR / ORC), stopping once ``log T_n - log_bound``
-        exceeds the best score (``log_bound=None``: a fixed budget of
-        ``max_steps``); ``chunk_size`` (results do not depend on it);
-        ``time_scale`` (arrival times are multiplied by it).
-
-    Returns:
-      the final :class:`SearchState`; ``best_n`` is the selected candidate number.
-    """
-
-    def body(s):
-        return search_step(key, s, proposal, log_ratio, score, max_steps=max_steps, **options)
-
-    def cond(s):
-        return (~s.done) & (s.n < max_steps)
-
-    return jax.lax.while_loop(cond, body, search_init(dtype))
+def search_running(s: SearchState, max_steps: int):
+    """Loop condition of the search: not stopped and candidates left."""
+    return (~s.done) & (s.n < max_steps)
 
 
 def _exclusive_cummin(x, fill):
     inc = jax.lax.cummin(x)
     return jnp.concatenate([jnp.reshape(fill, (1,)), inc[:-1]])
+
+
+def check_search_options(max_steps, chunk_size):
+    """Validate the static options of the candidate-search samplers."""
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_INDEX - chunk_size):
+        raise ValueError(f"max_steps must be an int in [1, 2^31 - 1 - chunk_size], got {max_steps!r}")

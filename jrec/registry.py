@@ -18,6 +18,8 @@ class Sampler:
       name: registry name.
       encode: ``encode(key, target, proposal, **static_options) -> Code`` (pure).
       decode: ``decode(key, index, proposal, **static_options) -> sample`` (pure).
+      kernel: ``kernel(**static_options) -> Kernel``, the resumable loop behind
+        ``encode`` (used by the lane-refill runner in :mod:`jrec.batch`).
       exact: whether ``code.sample`` is an exact draw from the target.
       requires: what the sampler needs of the (target, proposal) pair.
       bounded_ratio: needs ``D_inf[Q || P] < inf``.
@@ -30,6 +32,7 @@ class Sampler:
     name: str
     encode: Callable
     decode: Callable
+    kernel: Callable
     exact: bool
     requires: tuple[str, ...]
     bounded_ratio: bool
@@ -42,25 +45,41 @@ class Sampler:
 _REGISTRY = {
     s.name: s
     for s in [
-        Sampler("pfr", pfr.encode, pfr.decode, True, ("log r", "sup log r"), True, False, (),
-                {"max_steps": pfr.DEFAULT_MAX_STEPS, "chunk_size": 16},
-                "Li & El Gamal 2018; Flamich, Markou & Hernandez-Lobato, ICML 2022"),
-        Sampler("gprs", gprs.encode, gprs.decode, True, ("log r", "stretch function sigma"), True, True,
-                (), {"max_steps": gprs.DEFAULT_MAX_STEPS, "chunk_size": 16},
-                "Flamich, NeurIPS 2023 (global GPRS)"),
-        Sampler("gprs_parallel", gprs.encode_parallel, gprs.decode_parallel, True,
-                ("log r", "stretch function sigma"), True, True, (2,),
-                {"num_shards": 4, "max_steps": gprs.DEFAULT_MAX_STEPS, "chunk_size": 8},
-                "Flamich, NeurIPS 2023 (parallel GPRS)"),
-        Sampler("gprs_bb", gprs.encode_bb, gprs.decode_bb, True,
-                ("log r", "stretch function sigma", "unimodal r with its mode", "P's CDF and quantile"),
-                True, True, (), {"max_steps": gprs.MAX_DEPTH},
-                "Flamich, NeurIPS 2023 (branch and bound, split on sample)"),
-        Sampler("orc", orc.encode, orc.decode, False, ("log r",), False, False, (),
-                {"kappa": 16, "chunk_size": 256},
-                "Theis & Yosri, ICML 2022; Guo et al. (COMBINER), NeurIPS 2023"),
-        Sampler("dither", dither.encode, dither.decode, True, ("uniform target of width step",), False,
-                False, "d", {"step": None}, "Ziv 1985; Agustsson & Theis, NeurIPS 2020"),
+        Sampler(
+            "pfr", pfr.encode, pfr.decode, pfr.kernel, exact=True,
+            requires=("log r", "sup log r"), bounded_ratio=True, one_dimensional=False, index_shape=(),
+            options={"max_steps": pfr.DEFAULT_MAX_STEPS, "chunk_size": 16},
+            reference="Li & El Gamal 2018; Flamich, Markou & Hernandez-Lobato, ICML 2022",
+        ),
+        Sampler(
+            "gprs", gprs.encode, gprs.decode, gprs.kernel, exact=True,
+            requires=("log r", "stretch function sigma"), bounded_ratio=True, one_dimensional=True,
+            index_shape=(), options={"max_steps": gprs.DEFAULT_MAX_STEPS, "chunk_size": 16},
+            reference="Flamich, NeurIPS 2023 (global GPRS)",
+        ),
+        Sampler(
+            "gprs_parallel", gprs.encode_parallel, gprs.decode_parallel, gprs.kernel_parallel, exact=True,
+            requires=("log r", "stretch function sigma"), bounded_ratio=True, one_dimensional=True,
+            index_shape=(2,), options={"num_shards": 4, "max_steps": gprs.DEFAULT_MAX_STEPS, "chunk_size": 8},
+            reference="Flamich, NeurIPS 2023 (parallel GPRS)",
+        ),
+        Sampler(
+            "gprs_bb", gprs.encode_bb, gprs.decode_bb, gprs.kernel_bb, exact=True,
+            requires=("log r", "stretch function sigma", "unimodal r with its mode", "P's CDF and quantile"),
+            bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": gprs.MAX_DEPTH},
+            reference="Flamich, NeurIPS 2023 (branch and bound, split on sample)",
+        ),
+        Sampler(
+            "orc", orc.encode, orc.decode, orc.kernel, exact=False, requires=("log r",),
+            bounded_ratio=False, one_dimensional=False, index_shape=(),
+            options={"kappa": 16, "chunk_size": 256},
+            reference="Theis & Yosri, ICML 2022; Guo et al. (COMBINER), NeurIPS 2023",
+        ),
+        Sampler(
+            "dither", dither.encode, dither.decode, dither.kernel, exact=True,
+            requires=("uniform target of width step",), bounded_ratio=False, one_dimensional=False,
+            index_shape="d", options={"step": None}, reference="Ziv 1985; Agustsson & Theis, NeurIPS 2020",
+        ),
     ]
 }
 
