@@ -12,7 +12,7 @@ Public API::
     jrec.samplers(), jrec.get("gprs_bb")
 """
 
-from jrec import dists, dither, divergences, gprs, orc, pfr, poisson, ratio
+from jrec import batch, dists, dither, divergences, gprs, orc, pfr, poisson, ratio
 from jrec.api import decode, encode, validate
 from jrec.core import (
     Code,
@@ -43,6 +43,7 @@ __all__ = [
     "ShapeMismatchError",
     "DtypeMismatchError",
     "NonTerminationError",
+    "batch",
     "pfr",
     "gprs",
     "orc",

@@ -37,6 +37,14 @@ def test_checked_encode_decode_batch(method):
     np.testing.assert_array_equal(np.asarray(pure.index), np.asarray(code.index))
 
 
+def test_checked_encode_with_lane_refill():
+    t = distrax.Normal(jnp.linspace(-1, 1, 40), jnp.linspace(0.05, 0.8, 40))
+    plain = jrec.encode(keys(40), t, P, method="gprs")
+    code = jrec.encode(keys(40), t, P, method="gprs", lanes=8)
+    np.testing.assert_array_equal(np.asarray(code.index), np.asarray(plain.index))
+    np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(plain.sample))
+
+
 def test_checked_dither():
     lo = jnp.linspace(-2, 2, 8)
     code = jrec.encode(keys(8), distrax.Uniform(lo, lo + 0.25), P, method="dither", step=0.25)
