@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["elias_gamma_bits", "index_bits"]
+__all__ = ["elias_gamma_bits", "heap_index_bits", "index_bits"]
 
 
 def _floor_log2(n):
@@ -22,11 +22,17 @@ def elias_gamma_bits(n):
     return 2 * _floor_log2(n) + 1
 
 
+def heap_index_bits(h):
+    """Branch-and-bound heap index at depth ``D``: Elias gamma of ``D``, then ``D - 1`` path bits."""
+    depth = _floor_log2(h) + 1
+    return elias_gamma_bits(depth) + depth - 1
+
+
 def index_bits(method: str, index, *, kappa: int = 16, num_shards: int = 4):
     """Bits to send ``index`` of sampler ``method`` with a simple prefix code.
 
-    Candidate numbers and heap indices (whose length is their depth, whose bits
-    their path): Elias gamma. Parallel GPRS: ``ceil(log2 J)`` bits for the shard
+    Candidate numbers: Elias gamma. Heap indices: their depth (Elias gamma) and
+    path. Parallel GPRS: ``ceil(log2 J)`` bits for the shard
     plus Elias gamma of the local index. ORC: ``kappa`` bits.
     """
     index = jnp.asarray(index)
@@ -35,6 +41,8 @@ def index_bits(method: str, index, *, kappa: int = 16, num_shards: int = 4):
     if method == "gprs_parallel":
         shard_bits = int(jnp.ceil(jnp.log2(num_shards))) if num_shards > 1 else 0
         return shard_bits + elias_gamma_bits(index[..., 1])
-    if method in ("pfr", "gprs", "gprs_bb"):
+    if method == "gprs_bb":
+        return heap_index_bits(index)
+    if method in ("pfr", "gprs"):
         return elias_gamma_bits(index)
     raise ValueError(f"no index code for {method!r} here (dither indices are entropy coded)")

@@ -159,7 +159,10 @@ def encode_parallel(
     """Parallel GPRS over ``num_shards`` superposed processes; ``index = (j, N_j)``.
 
     ``num_steps`` is the largest number of candidates any shard examined (the
-    parallel running time), counted up to each shard's stopping point.
+    parallel running time). Shards advance in chunks of ``chunk_size`` and learn the
+    best accepted time between chunks, so this is an upper bound, within about
+    ``chunk_size``, on the count a shard strictly needs (``chunk_size=1`` makes it
+    exact). Indices do not depend on it.
     """
     k = kernel_parallel(num_shards=num_shards, max_steps=max_steps, chunk_size=chunk_size)
     return run(k, key, target, proposal)

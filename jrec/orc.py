@@ -23,37 +23,22 @@ import jax.numpy as jnp
 
 from jrec import poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
-from jrec.ratio import density_ratio
+from jrec.pfr import argmin_kernel
 
 __all__ = ["encode", "decode", "kernel"]
 
 
 def kernel(*, kappa: int = 16, chunk_size: int = 256) -> Kernel:
-    """ORC as a :class:`~jrec.core.Kernel` (see :func:`encode`)."""
+    """ORC as a :class:`~jrec.core.Kernel`: PFR's search with a fixed budget (see :func:`encode`)."""
     if not (isinstance(kappa, int) and 0 <= kappa <= 30):
         raise ValueError(f"kappa must be an int in [0, 30], got {kappa!r}")
     budget = 2**kappa
     chunk = min(chunk_size, budget) if isinstance(chunk_size, int) else chunk_size
-    poisson.check_search_options(budget, chunk)
-
-    def prepare(target, proposal):
-        return density_ratio(target, proposal), sampling_distribution(proposal, target)
-
-    def init(_key, ctx):
-        return poisson.search_init(ctx[0].log_sup.dtype)
-
-    def step(key, ctx, s):
-        ratio, p = ctx
-        return poisson.search_step(key, s, p, ratio.log_ratio, lambda log_t, x, lr: log_t - lr,
-                                   mode="argmin", chunk_size=chunk, max_steps=budget)
-
-    def running(_ctx, s):
-        return poisson.search_running(s, budget)
 
     def result(_ctx, s):
         return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
 
-    return Kernel(prepare, init, step, running, result, decode)
+    return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode)
 
 
 def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256) -> Code:

@@ -29,7 +29,7 @@ from jrec import poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.ratio import density_ratio
 
-__all__ = ["encode", "decode", "kernel"]
+__all__ = ["encode", "decode", "kernel", "argmin_kernel"]
 
 DEFAULT_MAX_STEPS = 2**22
 
@@ -38,8 +38,12 @@ def _score(log_t, _x, lr):
     return log_t - lr
 
 
-def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kernel:
-    """PFR as a :class:`~jrec.core.Kernel` (see :func:`encode` for the options)."""
+def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode) -> Kernel:
+    """The candidate search selecting ``argmin_n log T_n - log r(X_n)`` (PFR, ORC).
+
+    ``stopping``: stop once ``T_n / sup r`` exceeds the best value (PFR, exact);
+    otherwise examine all ``max_steps`` candidates (ORC, fixed budget).
+    """
     poisson.check_search_options(max_steps, chunk_size)
 
     def prepare(target, proposal):
@@ -50,16 +54,23 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
 
     def step(key, ctx, s):
         ratio, p = ctx
-        return poisson.search_step(key, s, p, ratio.log_ratio, _score, mode="argmin",
-                                   chunk_size=chunk_size, max_steps=max_steps, log_bound=ratio.log_sup)
+        return poisson.search_step(key, s, p, ratio.log_ratio, _score, mode="argmin", chunk_size=chunk_size,
+                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None)
 
     def running(_ctx, s):
         return poisson.search_running(s, max_steps)
 
+    return Kernel(prepare, init, step, running, result, decode)
+
+
+def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kernel:
+    """PFR as a :class:`~jrec.core.Kernel` (see :func:`encode` for the options)."""
+
     def result(ctx, s):
         return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
 
-    return Kernel(prepare, init, step, running, result, decode)
+    return argmin_kernel(max_steps=max_steps, chunk_size=chunk_size, stopping=True, result=result,
+                         decode=decode)
 
 
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
