@@ -102,6 +102,13 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
     sampler = get(method)
     t, _ = as_factorised(target)
     p, _ = as_factorised(proposal) if proposal is not None else (None, False)
+    nb = len(batch_shape)
+    t_shape = tuple(t.batch_shape) + tuple(t.event_shape)
+    if t_shape[:nb] != tuple(batch_shape):
+        raise ShapeMismatchError(
+            f"target batch shape {t_shape} does not start with the key batch shape {batch_shape} "
+            "(one key per problem)"
+        )
     if method == "dither":
         if not isinstance(t, distrax.Uniform):
             raise UnsupportedDistributionError(
@@ -128,14 +135,7 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
         raise DtypeMismatchError(
             f"target and proposal parameters must share one floating dtype, got {sorted(map(str, dts))}"
         )
-    nb = len(batch_shape)
-    t_shape = tuple(t.batch_shape) + tuple(t.event_shape)
     p_shape = tuple(p.batch_shape) + tuple(p.event_shape)
-    if t_shape[:nb] != tuple(batch_shape):
-        raise ShapeMismatchError(
-            f"target batch shape {t_shape} does not start with the key batch shape {batch_shape} "
-            "(one key per problem)"
-        )
     block = t_shape[nb:]
     if p_shape not in (block, tuple(batch_shape) + block):
         raise ShapeMismatchError(

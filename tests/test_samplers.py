@@ -197,3 +197,29 @@ def test_dither_vector_target():
     x = jrec.dither.decode(keys(1)[0], code.index, None, step=0.5)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
     assert bool(jnp.all((x >= lo - 1e-6) & (x < lo + 0.5 + 1e-6)))
+
+
+def test_samplers_in_double_precision():
+    """With jax_enable_x64 and float64 parameters every sampler runs in float64 and round-trips."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp, distrax, numpy as np, jrec
+        t = distrax.Normal(jnp.float64(1.0), jnp.float64(0.25))
+        p = distrax.Normal(jnp.float64(0.0), jnp.float64(1.0))
+        keys = jax.random.split(jax.random.PRNGKey(0), 200)
+        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "orc"]:
+            s = jrec.get(name)
+            opts = {"kappa": 8} if name == "orc" else {}
+            c = jax.jit(jax.vmap(lambda k: s.encode(k, t, p, **opts)))(keys)
+            x = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys, c.index)
+            assert c.sample.dtype == jnp.float64 and c.index.dtype == jnp.int32, name
+            assert bool(c.ok.all()) and bool((x == c.sample).all()), name
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
