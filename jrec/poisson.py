@@ -140,7 +140,7 @@ def search_step(
         counted = valid if log_cap is None else valid & (log_t <= log_cap)
         # A shard passing the cap examines one arrival beyond it, then stops.
         extra = 0 if log_cap is None else jnp.any(valid & ~counted).astype(jnp.int32)
-        steps = jnp.where(any_hit, ns[i], s.n + jnp.sum(counted) + extra)
+        steps = jnp.where(any_hit, ns[i], s.n + jnp.sum(counted, dtype=jnp.int32) + extra)
         done = any_hit
     elif mode == "argmin":
         sc = jnp.where(valid, sc, inf)
@@ -155,7 +155,7 @@ def search_step(
         take = sc[i] < s.best
         done = jnp.any(valid & ~considered) if log_bound is not None else jnp.asarray(False)
         # the arrival that triggers the stopping rule is examined too
-        steps = s.n + jnp.sum(considered) + done.astype(jnp.int32)
+        steps = s.n + jnp.sum(considered, dtype=jnp.int32) + done.astype(jnp.int32)
     else:
         raise ValueError(f"unknown search mode {mode!r}")
     return SearchState(
