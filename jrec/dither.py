@@ -14,7 +14,8 @@ entropy coded with the proposal (the marginal of X, e.g. prior convolved with th
 noise): its cost is about ``-log2 P(cell)``, ``I(Y; Y + noise)`` on average.
 
 Works element-wise on vectors (a batched ``distrax.Uniform``); ``step`` is the
-width of the target, a static option the decoder needs. Limit: ``|K| < 2^31``.
+width of the target, a static option the decoder needs. Limit: ``|K| < 2^30``
+(beyond it ``ok=False``).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def kernel(*, step: float) -> Kernel:
     def one_step(key, low, _state):
         u = _dither(key, low.shape, low.dtype)
         k = jnp.ceil(low / jnp.asarray(step, low.dtype) - u)
-        ok = jnp.all(jnp.abs(k) < 2.0**31 - 1)
-        index = jnp.clip(k, -(2.0**31) + 1, 2.0**31 - 2).astype(INDEX_DTYPE)
+        ok = jnp.all(jnp.abs(k) < 2.0**30)  # the index code (zigzag + Elias gamma) covers |K| < 2^30
+        index = jnp.clip(k, -(2.0**30) + 1, 2.0**30 - 1).astype(INDEX_DTYPE)
         return index, ok, jnp.asarray(True)
 
     def running(_low, state):
