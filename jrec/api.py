@@ -82,7 +82,7 @@ def _check_params(dist, role: str):
     for x in _float_leaves(dist):
         if not bool(jnp.all(jnp.isfinite(x))):
             raise InvalidDistributionError(f"{role} has NaN or infinite parameters: {type(dist).__name__}")
-    for attr in ("scale", "concentration", "rate"):
+    for attr in ("scale", "concentration", "rate", "alpha", "beta"):
         v = getattr(dist, attr, None)
         if v is not None and not bool(jnp.all(jnp.asarray(v) > 0)):
             raise InvalidDistributionError(f"{role} {type(dist).__name__} needs {attr} > 0")
@@ -257,6 +257,27 @@ def encode(key, target, proposal, *, method: str = "gprs", lanes: int | None = N
     return code
 
 
+def _check_index_range(method: str, index: np.ndarray, opts: dict):
+    """Indices a sampler can never produce are refused (instead of decoding garbage)."""
+    if index.size == 0:
+        return
+    if method == "orc":
+        lo, hi, vals = 0, 2 ** opts["kappa"] - 1, index
+    elif method == "gprs_parallel":
+        if not (index[..., 0].min() >= 0 and index[..., 0].max() < opts["num_shards"]):
+            raise ShapeMismatchError(f"gprs_parallel: shard ids must lie in [0, {opts['num_shards']})")
+        lo, hi, vals = 1, opts["max_steps"], index[..., 1]
+    elif method == "gprs_bb":
+        lo, hi, vals = 1, 2 ** opts["max_steps"] - 1, index
+    elif method in ("pfr", "gprs"):
+        lo, hi, vals = 1, opts["max_steps"], index
+    else:
+        return
+    if vals.min() < lo or vals.max() > hi:
+        raise ShapeMismatchError(
+            f"{method}: indices must lie in [{lo}, {hi}], got [{vals.min()}, {vals.max()}]")
+
+
 def decode(key, index, proposal, *, method: str = "gprs", **options):
     """Jitted decode, batched like :func:`encode`."""
     batch = _key_batch_shape(key)
@@ -268,6 +289,7 @@ def decode(key, index, proposal, *, method: str = "gprs", **options):
     extra = () if sampler.index_shape == "d" else tuple(sampler.index_shape)
     if sampler.index_shape != "d" and tuple(index.shape) != tuple(batch) + extra:
         raise ShapeMismatchError(f"{method}: index shape {index.shape} != {tuple(batch) + extra}")
+    _check_index_range(method, np.asarray(index), dict(opts))
     p = as_factorised(proposal)[0] if proposal is not None else None
     if p is not None and type(p) not in _FAMILIES:
         raise UnsupportedDistributionError(

@@ -87,6 +87,8 @@ def test_error_nan_and_bad_parameters():
         jrec.encode(keys(1)[0], distrax.Normal(0.0, 0.5), distrax.Normal(0.0, jnp.inf), method="pfr")
     with pytest.raises(jrec.InvalidDistributionError, match="scale > 0"):
         jrec.encode(keys(1)[0], distrax.Normal(0.0, -0.5), P, method="gprs_bb")
+    with pytest.raises(jrec.InvalidDistributionError, match="alpha > 0"):
+        jrec.encode(keys(1)[0], distrax.Beta(-1.0, 2.0), distrax.Uniform(0.0, 1.0), method="gprs")
     with pytest.raises(jrec.InvalidDistributionError, match="high > low"):
         jrec.encode(keys(1)[0], distrax.Uniform(0.5, 0.2), distrax.Uniform(0.0, 1.0), method="gprs")
 
@@ -103,6 +105,12 @@ def test_error_shape_mismatch():
         jrec.encode(jnp.zeros(3), distrax.Normal(0.0, 0.5), P, method="gprs")
     with pytest.raises(jrec.ShapeMismatchError, match="index shape"):
         jrec.decode(keys(3), jnp.ones((4,), jnp.int32), P, method="gprs")
+    with pytest.raises(jrec.ShapeMismatchError, match="must lie in"):
+        jrec.decode(keys(3), jnp.array([1, 0, 2], jnp.int32), P, method="gprs")
+    with pytest.raises(jrec.ShapeMismatchError, match="must lie in"):
+        jrec.decode(keys(2), jnp.array([3, 256], jnp.int32), P, method="orc", kappa=8)
+    with pytest.raises(jrec.ShapeMismatchError, match="shard"):
+        jrec.decode(keys(1), jnp.array([[4, 1]], jnp.int32), P, method="gprs_parallel")
     with pytest.raises(jrec.ShapeMismatchError, match="int32"):
         jrec.decode(keys(3), jnp.ones((3,), jnp.float32), P, method="gprs")
 
