@@ -79,13 +79,17 @@ def _float_leaves(dist):
 
 
 def _check_params(dist, role: str):
+    # positivity first (on finite values): some distrax classes derive NaN constants at
+    # construction from invalid parameters, which would otherwise read as "NaN parameters"
+    for attr in ("scale", "concentration", "rate", "alpha", "beta"):
+        v = getattr(dist, attr, None)
+        if v is not None:
+            v = jnp.asarray(v)
+            if not bool(jnp.all((v > 0) | ~jnp.isfinite(v))):
+                raise InvalidDistributionError(f"{role} {type(dist).__name__} needs {attr} > 0")
     for x in _float_leaves(dist):
         if not bool(jnp.all(jnp.isfinite(x))):
             raise InvalidDistributionError(f"{role} has NaN or infinite parameters: {type(dist).__name__}")
-    for attr in ("scale", "concentration", "rate", "alpha", "beta"):
-        v = getattr(dist, attr, None)
-        if v is not None and not bool(jnp.all(jnp.asarray(v) > 0)):
-            raise InvalidDistributionError(f"{role} {type(dist).__name__} needs {attr} > 0")
     if isinstance(dist, distrax.Uniform) and not bool(jnp.all(dist.high > dist.low)):
         raise InvalidDistributionError(f"{role} Uniform needs high > low")
     if isinstance(dist, dists.Triangular) and not bool(
