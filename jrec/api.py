@@ -199,9 +199,9 @@ def _compiled(method: str, kind: str, options: tuple, nbatch: int, t_cls, p_cls,
         from jrec.batch import refill
 
         def run_refill(key, tp, pp):
-            target = jax.vmap(lambda *a: t_cls(*a))(*tp)
+            target = jax.vmap(t_cls)(*tp)
             if p_batched:
-                prop = jax.vmap(lambda *a: p_cls(*a))(*pp)
+                prop = jax.vmap(p_cls)(*pp)
             else:
                 prop = p_cls(*pp) if p_cls else None
             return refill(sampler.kernel(**opts), key, target, prop, lanes=lanes,

@@ -61,7 +61,7 @@ def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal
 
     pid0 = jnp.arange(num_lanes, dtype=jnp.int32)
     state0 = v_init(keys[pid0], _take(ctxs, pid0))
-    res_shape = jax.eval_shape(lambda c, s: v_result(c, s), _take(ctxs, pid0), state0)
+    res_shape = jax.eval_shape(v_result, _take(ctxs, pid0), state0)
     outs0 = jax.tree_util.tree_map(lambda a: jnp.zeros((n,) + a.shape[1:], a.dtype), res_shape)
 
     def cond(carry):

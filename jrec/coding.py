@@ -57,10 +57,6 @@ class Bits(NamedTuple):
     data: bytes
     nbits: int
 
-    def __add__(self, other):  # concatenation
-        a, b = _unpack(self), _unpack(other)
-        return _from_bits(np.concatenate([a, b]))
-
 
 # -- lengths (JAX, for use inside jit, and exact) --------------------------------------------
 
