@@ -10,12 +10,31 @@ Public API::
     x = jrec.gprs.decode(key, code.index, proposal)
     code = jrec.encode(key, target, proposal, method="gprs")  # checked + jitted
     jrec.samplers(), jrec.get("gprs_bb")
+    jrec.save_code("x.jrec", code, method="gprs", key=key, proposal=p)  # .jrec container
+    f = jrec.load_code("x.jrec", key=key, proposal=p); x = f.samples(key, p)
 """
 
-from jrec import batch, dists, dither, divergences, gprs, orc, pfr, poisson, ratio
+from jrec import batch, bitstream, coding, dists, dither, divergences, gprs, orc, pfr, poisson, ratio
 from jrec.api import decode, encode, validate
+from jrec.bitstream import (
+    ChecksumError,
+    CodeFile,
+    CorruptDataError,
+    HeaderError,
+    KeyMismatchError,
+    ModelMismatchError,
+    NotAJrecFileError,
+    TruncatedError,
+    UnsupportedVersionError,
+    from_bytes,
+    load_code,
+    save_code,
+    to_bytes,
+)
 from jrec.core import (
+    BitstreamError,
     Code,
+    CodingError,
     DtypeMismatchError,
     InfiniteDivergenceError,
     InvalidDistributionError,
@@ -43,7 +62,24 @@ __all__ = [
     "ShapeMismatchError",
     "DtypeMismatchError",
     "NonTerminationError",
+    "CodeFile",
+    "save_code",
+    "load_code",
+    "to_bytes",
+    "from_bytes",
+    "BitstreamError",
+    "CodingError",
+    "CorruptDataError",
+    "TruncatedError",
+    "ChecksumError",
+    "HeaderError",
+    "NotAJrecFileError",
+    "UnsupportedVersionError",
+    "KeyMismatchError",
+    "ModelMismatchError",
     "batch",
+    "bitstream",
+    "coding",
     "pfr",
     "gprs",
     "orc",

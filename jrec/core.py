@@ -24,6 +24,9 @@ __all__ = [
     "run",
     "INDEX_DTYPE",
     "MAX_INDEX",
+    "bit_length",
+    "BitstreamError",
+    "CodingError",
 ]
 
 INDEX_DTYPE = jnp.int32
@@ -76,6 +79,20 @@ class DtypeMismatchError(JrecError, TypeError):
 
 class NonTerminationError(JrecError, RuntimeError):
     """A bounded loop hit its bound (``ok=False``): the result is not exact."""
+
+
+class BitstreamError(JrecError, ValueError):
+    """Bytes or bits that cannot be decoded (see :mod:`jrec.bitstream` for the subclasses)."""
+
+
+class CodingError(BitstreamError):
+    """A value cannot be index-coded, or a bit string does not hold what was asked for."""
+
+
+def bit_length(n):
+    """Number of bits of a non-negative int32/uint32 array (``0`` for ``n <= 0``), in JAX."""
+    n = jnp.maximum(jnp.asarray(n), 0).astype(jnp.uint32)
+    return (32 - jax.lax.clz(n)).astype(INDEX_DTYPE)
 
 
 def sampling_distribution(proposal, target=None):

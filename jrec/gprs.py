@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
 from jrec.divergences import log_stretch, stretch_table
 from jrec.ratio import density_ratio
 
@@ -255,7 +255,7 @@ def decode_bb(key, index, proposal, **_static):
     p = sampling_distribution(proposal)
     index = jnp.asarray(index, INDEX_DTYPE)
     dt = dists.dtype_of(p)
-    depth = _bit_length(index)
+    depth = bit_length(index)
     lo, hi = _support(p, dt)
 
     def body(d, s):
@@ -269,9 +269,3 @@ def decode_bb(key, index, proposal, **_static):
 
     _, _, x = jax.lax.fori_loop(1, depth + 1, body, (lo, hi, jnp.zeros((), dt)))
     return jnp.where(depth >= 1, x, jnp.nan)
-
-
-def _bit_length(h):
-    """Number of bits of a positive int32 (0 for h <= 0)."""
-    h = jnp.maximum(h, 0).astype(jnp.uint32)
-    return (32 - jax.lax.clz(h)).astype(INDEX_DTYPE)

@@ -27,6 +27,10 @@ class Sampler:
       index_shape: shape of ``code.index`` for one problem (``"d"``: like the sample).
       options: static options and their defaults.
       reference: the paper.
+      index_kind: how :mod:`jrec.coding` codes the index: ``"positive"`` (integers
+        ``>= 1``), ``"shard"`` (``(shard, local >= 1)``), ``"fixed"`` (``[0, 2^kappa)``),
+        ``"signed"`` (any int, zigzag mapped).
+      default_code: the index code used when none is named (see :mod:`jrec.coding`).
     """
 
     name: str
@@ -40,6 +44,8 @@ class Sampler:
     index_shape: tuple | str
     options: dict
     reference: str
+    index_kind: str = "positive"
+    default_code: str = "gamma"
 
 
 _REGISTRY = {
@@ -61,24 +67,27 @@ _REGISTRY = {
             "gprs_parallel", gprs.encode_parallel, gprs.decode_parallel, gprs.kernel_parallel, exact=True,
             requires=("log r", "stretch function sigma"), bounded_ratio=True, one_dimensional=True,
             index_shape=(2,), options={"num_shards": 4, "max_steps": gprs.DEFAULT_MAX_STEPS, "chunk_size": 8},
-            reference="Flamich, NeurIPS 2023 (parallel GPRS)",
+            reference="Flamich, NeurIPS 2023 (parallel GPRS)", index_kind="shard",
         ),
         Sampler(
             "gprs_bb", gprs.encode_bb, gprs.decode_bb, gprs.kernel_bb, exact=True,
             requires=("log r", "stretch function sigma", "unimodal r with its mode", "P's CDF and quantile"),
             bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": gprs.MAX_DEPTH},
             reference="Flamich, NeurIPS 2023 (branch and bound, split on sample)",
+            default_code="delta",
         ),
         Sampler(
             "orc", orc.encode, orc.decode, orc.kernel, exact=False, requires=("log r",),
             bounded_ratio=False, one_dimensional=False, index_shape=(),
             options={"kappa": 16, "chunk_size": 256},
             reference="Theis & Yosri, ICML 2022; Guo et al. (COMBINER), NeurIPS 2023",
+            index_kind="fixed", default_code="fixed",
         ),
         Sampler(
             "dither", dither.encode, dither.decode, dither.kernel, exact=True,
             requires=("uniform target of width step",), bounded_ratio=False, one_dimensional=False,
             index_shape="d", options={"step": None}, reference="Ziv 1985; Agustsson & Theis, NeurIPS 2020",
+            index_kind="signed",
         ),
     ]
 }
