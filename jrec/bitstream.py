@@ -65,6 +65,7 @@ __all__ = [
     "save_code",
     "load_code",
     "read_header",
+    "decode_payload",
     "key_fingerprint",
     "model_fingerprint",
     "BitstreamError",
@@ -321,6 +322,8 @@ def _check_shape(method: str, shape: tuple):
     s = get(method)
     if len(shape) > MAX_NDIM:
         raise HeaderError(f"at most {MAX_NDIM} dimensions, got {len(shape)}")
+    if math.prod(max(int(d), 1) for d in shape) > MAX_ELEMENTS:  # even when another dim is 0
+        raise HeaderError(f"array shape {shape} is absurd (more than {MAX_ELEMENTS} elements per slice)")
     if s.index_kind == "shard" and (not shape or shape[-1] != 2):
         raise HeaderError(f"{method} index arrays end in an axis of 2 (shard, index); got {shape}")
 
@@ -540,6 +543,13 @@ def from_bytes(data: bytes, *, key, proposal, model=None, method: str | None = N
         raise ModelMismatchError(
             "the proposal / model or the sample-changing options differ from the encoder's "
             f"({h.method}; fingerprinted options: {sorted(_sample_options(h.method, options))})")
+    index = decode_payload(data, h)
+    opts = {**h.options, **{k: v for k, v in options.items() if k not in h.options}}
+    return CodeFile(h.method, index, opts, h.code, h.budget, h.meta)
+
+
+def decode_payload(data: bytes, h: Header):
+    """The index arrays of a file whose header :func:`read_header` returned (no key/model check)."""
     from jrec.registry import get
 
     kind = get(h.method).index_kind
@@ -555,9 +565,7 @@ def from_bytes(data: bytes, *, key, proposal, model=None, method: str | None = N
         n = math.prod(s)
         arrays.append(flat[pos:pos + n].reshape(s))
         pos += n
-    index = arrays[0] if len(arrays) == 1 else tuple(arrays)
-    opts = {**h.options, **{k: v for k, v in options.items() if k not in h.options}}
-    return CodeFile(h.method, index, opts, h.code, h.budget, h.meta)
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)
 
 
 def load_code(file, **kwargs) -> CodeFile:
