@@ -112,19 +112,38 @@ def decode(key, index, proposal, **_static):
 
 
 def kernel_parallel(
-    *, num_shards: int = 4, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 8
+    *, num_shards: int = 4, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 8,
+    axis_name: str | None = None,
 ) -> Kernel:
-    """Parallel GPRS as a :class:`~jrec.core.Kernel`; the state holds one search per shard."""
+    """Parallel GPRS as a :class:`~jrec.core.Kernel`; the state holds one search per shard.
+
+    With ``axis_name`` (inside ``shard_map`` over a mesh axis of ``D`` devices, ``D``
+    dividing ``num_shards``), device ``d`` runs shards ``d J/D ... (d + 1) J/D - 1``
+    and the devices agree on the best accepted time and on the winner with ``pmin``
+    collectives, so every device count gives the same index (and steps) as one.
+    """
     poisson.check_search_options(max_steps, chunk_size)
     if not (isinstance(num_shards, int) and num_shards >= 1):
         raise ValueError(f"num_shards must be a positive int, got {num_shards!r}")
-    shards = jnp.arange(num_shards)
+
+    def local_shards():
+        if axis_name is None:
+            return jnp.arange(num_shards)
+        d = jax.lax.axis_size(axis_name)
+        if num_shards % d:
+            raise ValueError(f"num_shards={num_shards} must be a multiple of the {d} devices on "
+                             f"mesh axis {axis_name!r}")
+        per = num_shards // d
+        return jax.lax.axis_index(axis_name) * per + jnp.arange(per)
+
+    def global_min(x):
+        return x if axis_name is None else jax.lax.pmin(x, axis_name)
 
     def init(_key, ctx):
-        return jax.vmap(lambda _: poisson.search_init(ctx[0].log_sup.dtype))(shards)
+        return jax.vmap(lambda _: poisson.search_init(ctx[0].log_sup.dtype))(local_shards())
 
-    def active(s):
-        return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < jnp.min(s.best_log_t))
+    def active(s, best):
+        return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < best)
 
     def step(key, ctx, s):
         ratio, p, _ = ctx
@@ -136,18 +155,27 @@ def kernel_parallel(
                                        mode="first", chunk_size=chunk_size, max_steps=max_steps,
                                        time_scale=scale, log_cap=cap)
 
-        new = jax.vmap(one, in_axes=(0, 0, None))(shards, s, jnp.min(s.best_log_t))
-        act = active(s)
+        best = global_min(jnp.min(s.best_log_t))
+        new = jax.vmap(one, in_axes=(0, 0, None))(local_shards(), s, best)
+        act = active(s, best)
         return jax.tree_util.tree_map(
             lambda a, b: jnp.where(act.reshape(act.shape + (1,) * (a.ndim - 1)), a, b), new, s)
 
     def running(_ctx, s):
-        return jnp.any(active(s))
+        any_active = jnp.any(active(s, global_min(jnp.min(s.best_log_t)))).astype(jnp.int32)
+        return -global_min(-any_active) > 0  # any device
 
     def result(ctx, s):
-        j = jnp.argmin(s.best_log_t).astype(INDEX_DTYPE)
-        index = jnp.stack([j, s.best_n[j].astype(INDEX_DTYPE)])
-        return index, jnp.max(s.steps), jnp.any(s.done) & jnp.isfinite(ctx[0].log_sup)
+        shards = local_shards()
+        best = global_min(jnp.min(s.best_log_t))
+        k = jnp.argmin(s.best_log_t)
+        mine = s.best_log_t[k] == best
+        j = global_min(jnp.where(mine, shards[k], num_shards)).astype(INDEX_DTYPE)  # ties: lowest j
+        n = global_min(jnp.where(mine & (shards[k] == j), s.best_n[k], jnp.iinfo(INDEX_DTYPE).max))
+        steps = -global_min(-jnp.max(s.steps))
+        done = -global_min(-jnp.any(s.done).astype(jnp.int32)) > 0
+        index = jnp.stack([j, n.astype(INDEX_DTYPE)])
+        return index, steps, done & jnp.isfinite(ctx[0].log_sup)
 
     return Kernel(_prepare("gprs_parallel"), init, step, running, result, decode_parallel)
 
