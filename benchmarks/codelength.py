@@ -5,7 +5,8 @@ m ~ U(-0.3, 0.3) and s set so that KL(N(0, s^2) || N(0, 1)) is the level, P = N(
 at levels 0.1 to 16 bits. Each batch is encoded with the lane-refill runner, written as
 a real ``.jrec`` file per index code (``jrec.to_bytes``), and the payload bits (the file
 minus its header and CRC) divided by the batch size is the mean codelength. The Zeta
-code's budget is the level (both sides know it), for every sampler. Beside it:
+code's budget is ``jrec.coding.zeta_budget(level)`` = max(level, 1/2) bits (both sides
+know the level), for every sampler. Beside it:
 KL + log2(KL + 1) + 1 and the Li & El Gamal bound KL + log2(KL + 1) + 4 (at the
 batch's mean KL), mean log2 N, and the estimator's bits (``jrec.coding.index_bits``).
 ORC runs with kappa = ceil(KL) + 2 (its code is kappa bits; it is approximate).
@@ -62,7 +63,7 @@ def run(method: str, level: float, n: int, seed: int = 0) -> list[dict]:
     main = idx[:, 1] if idx.ndim == 2 else idx + (method == "orc")
     rows = []
     for c in CODES[method]:
-        budget = level if c == "zeta" else None
+        budget = jrec.coding.zeta_budget(level) if c == "zeta" else None
         data = jrec.to_bytes(idx, method=method, key=keys[ok], proposal=p, code=c, budget=budget, **opts)
         header = jrec.bitstream.read_header(data).header_size
         payload_bits = 8 * (len(data) - header - 4)

@@ -11,8 +11,10 @@ It drives the same :class:`~jrec.core.Kernel` functions as ``encode`` (``prepare
 ``jax.vmap(encode)``; samples are decoded from the indices at the end, in one
 vmapped call, exactly as the receiver does.
 
-Memory: the per-problem constants (``prepare``: density ratio, GPRS stretch table
-~1.4 kB) are built for all problems up front.
+Memory: the per-problem constants (``prepare``: density ratio, GPRS stretch table,
+~7.4 kB per problem in float32) are built for a *block* of problems at a time
+(``block=65536`` problems, ~0.5 GB for GPRS); blocks run one after another with
+``lax.map``, so memory does not grow with ``N``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def _select(mask, a, b):
     return jax.tree_util.tree_map(sel, a, b)
 
 
-def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal_axis=None) -> Code:
+def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal_axis=None,
+           block: int = 65536) -> Code:
     """Encode ``N`` problems with ``lanes`` lanes, refilling finished lanes (pure, jittable).
 
     Args:
@@ -46,11 +49,35 @@ def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal
       target: batched target (leading axis ``N``, vmappable with ``in_axes=0``).
       proposal: shared proposal (``proposal_axis=None``) or batched (``0``).
       lanes: problems in flight at once (static).
+      block: problems whose constants are built at once (static; bounds memory).
 
     Returns:
       a :class:`~jrec.core.Code` with leading axis ``N``, identical to
       ``jax.vmap(encode)(keys, target, proposal)``.
     """
+    n = keys.shape[0]
+    if n > block:
+        nb = -(-n // block)
+
+        def blocks(tree):
+            def one(x):
+                x = jnp.concatenate([x, jnp.repeat(x[-1:], nb * block - n, axis=0)], axis=0)
+                return x.reshape((nb, block) + x.shape[1:])
+
+            return jax.tree_util.tree_map(one, tree)
+
+        batched_p = proposal_axis is not None
+        args = (blocks(keys), blocks(target), blocks(proposal) if batched_p else None)
+
+        def run_block(a):
+            return _refill(kernel, a[0], a[1], a[2] if batched_p else proposal, lanes, proposal_axis)
+
+        out = jax.lax.map(run_block, args)
+        return jax.tree_util.tree_map(lambda x: x.reshape((nb * block,) + x.shape[2:])[:n], out)
+    return _refill(kernel, keys, target, proposal, lanes, proposal_axis)
+
+
+def _refill(kernel: Kernel, keys, target, proposal, lanes, proposal_axis) -> Code:
     n = keys.shape[0]
     num_lanes = max(1, min(int(lanes), n))
     ctxs = jax.vmap(kernel.prepare, in_axes=(0, proposal_axis))(target, proposal)
@@ -92,7 +119,7 @@ def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal
 
 
 def encode(method: str, keys, target, proposal, *, lanes: int = 256, proposal_axis=None,
-           **options) -> Code:
+           block: int = 65536, **options) -> Code:
     """:func:`refill` for a registry sampler: ``jrec.batch.encode("gprs", keys, targets, prior)``."""
     return refill(get(method).kernel(**options), keys, target, proposal, lanes=lanes,
-                  proposal_axis=proposal_axis)
+                  proposal_axis=proposal_axis, block=block)

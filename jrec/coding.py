@@ -67,6 +67,7 @@ __all__ = [
     "encode_zeta",
     "decode_zeta",
     "zeta_max_count",
+    "zeta_budget",
     "encode_fixed",
     "decode_fixed",
     "encode_index",
@@ -492,6 +493,16 @@ def _decode_zeta_words(data: bytes, count: int, q: int) -> np.ndarray:
     if rest.size != _SEED.size or (rest != _SEED).any():
         raise CodingError("corrupt zeta stream: it does not end where the last index does")
     return np.where(small, sym + 1, (top << shift) | raw)
+
+
+def zeta_budget(kl_bits: float) -> float:
+    """A Zeta budget for the indices of the global samplers (``pfr``, ``gprs``) at this KL.
+
+    ``max(KL, 1/2)`` bits: their ``E[log2 N]`` is below the KL from about half a bit up,
+    but 0.2--0.4 bits at KL 0.1--0.3 (``benchmarks/codelength.py``), and a budget below
+    ``E[log2 N]`` makes the Zeta law too steep (``alpha = 1 + 1/budget``).
+    """
+    return max(float(kl_bits), 0.5)
 
 
 def zeta_max_count(nbits: int, budget: float) -> int:

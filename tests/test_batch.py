@@ -56,3 +56,18 @@ def test_refill_stuck_lane_does_not_corrupt_others():
     plain = jax.jit(jax.vmap(lambda k, m, s: jrec.gprs.encode(k, distrax.Normal(m, s), p, max_steps=64)))(
         keys(n), loc, scale)
     np.testing.assert_array_equal(np.asarray(code.index), np.asarray(plain.index))
+
+
+@pytest.mark.parametrize("method", ["gprs", "gprs_parallel"])
+def test_refill_in_blocks_equals_one_block(method):
+    """Problems processed in blocks (bounded memory for the per-problem tables): same results."""
+    n = 100
+    make, (loc, scale) = _mixed_targets(n, method)
+    p = distrax.Normal(0.0, 1.0)
+    ks = keys(n, seed=9)
+    one = jax.jit(lambda k, a, b: jrec.batch.encode(method, k, make(a, b), p, lanes=16))(ks, loc, scale)
+    blocked = jax.jit(lambda k, a, b: jrec.batch.encode(method, k, make(a, b), p, lanes=16, block=32))(
+        ks, loc, scale)
+    for name in ("index", "num_steps", "ok", "sample"):
+        np.testing.assert_array_equal(np.asarray(getattr(blocked, name)), np.asarray(getattr(one, name)),
+                                      err_msg=name)
