@@ -1,6 +1,7 @@
-"""Render benchmarks/results/samplers.json as the Markdown table quoted in README.md.
+"""Render benchmarks/results/*.json as the Markdown tables quoted in README.md.
 
-    python benchmarks/readme_table.py [--write]   # --write replaces the BENCH block of README.md
+    python benchmarks/readme_table.py [--write]   # --write replaces the BENCH, CODELENGTH and
+                                                  # SCALE blocks of README.md
 """
 
 from __future__ import annotations
@@ -57,21 +58,103 @@ def render(data) -> str:
     return "\n".join(lines)
 
 
+CODELENGTH_COLS = [("pfr", "gamma"), ("pfr", "zeta"), ("gprs", "gamma"), ("gprs", "zeta"),
+                   ("gprs_parallel", "zeta"), ("gprs_bb", "delta"), ("gprs_bb", "zeta"), ("orc", "fixed")]
+
+
+def render_codelength(data) -> str:
+    m = data["machine"]
+    rows = data["rows"]
+    lines = [
+        f"Measured by `python benchmarks/codelength.py` ({m['cpu']}, JAX {m['jax']}): mean real "
+        "payload bits per sample of a `.jrec` file (4,000 problems per point; 1,000 at 10-12 bits, "
+        "400 above), fixed-KL family, Zeta budget `jrec.coding.zeta_budget(KL)` = max(KL, 1/2). "
+        "ORC: kappa = ceil(KL) + 2 (approximate). Bold: at or below KL + log2(KL + 1) + 1.",
+        "",
+        "| KL bits | " + " | ".join(f"{a} {b}" for a, b in CODELENGTH_COLS)
+        + " | KL+log2(KL+1)+1 | Li–El Gamal +4 |",
+        "|---" * (len(CODELENGTH_COLS) + 3) + "|",
+    ]
+    for level in sorted({r["level_bits"] for r in rows}):
+        rr = {(r["method"], r["code"]): r for r in rows if r["level_bits"] == level}
+        ref = rr.get(("pfr", "zeta")) or next(iter(rr.values()))
+        cells = []
+        for k in CODELENGTH_COLS:
+            r = rr.get(k)
+            if r is None:
+                cells.append("")
+            elif r["bits_mean"] <= r["kl_plus_log_bits"]:
+                cells.append(f"**{r['bits_mean']:.2f}**")
+            else:
+                cells.append(f"{r['bits_mean']:.2f}")
+        lines.append(f"| {ref['kl_bits_mean']:.2f} | " + " | ".join(cells)
+                     + f" | {ref['kl_plus_log_bits']:.2f} | {ref['li_el_gamal_bits']:.2f} |")
+    lines += ["", "![codelength](benchmarks/results/codelength.png)"]
+    return "\n".join(lines)
+
+
+def render_scale(data) -> str:
+    m = data["machine"]
+    lines = [
+        f"Measured by `python benchmarks/scale.py` ({m['cpu']}, {m['cores']} cores, JAX {m['jax']}): "
+        "1-D Gaussian latents with KL ~ U(0.05, 8) bits; compiled executables (compile time apart); "
+        "memory = XLA buffers of the compiled program. Empty vmap cells: skipped (its cost is batch x "
+        "slowest problem).",
+        "",
+        "| sampler | batch | enc/s vmap | enc/s refill | refill speed-up | MB vmap | MB refill | "
+        "mean steps | max steps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["throughput"]:
+        v = r.get("vmap_encodes_per_s")
+        vmap = f"{v:,.0f}" if v else ""
+        speedup = f"{r['refill_speedup']:.1f}x" if v else ""
+        vmem = f"{r['vmap_mem_mb']:.1f}" if v else ""
+        lines.append(
+            f"| {r['method']} | {r['batch']:,} | {vmap} | {r['refill_encodes_per_s']:,.0f} | {speedup} | "
+            f"{vmem} | {r['refill_mem_mb']:.1f} | {r['steps_mean']:.1f} | {r['steps_max']:,} |")
+    d = data["devices"]
+    lines += ["", f"**Devices** (`jrec.shard.encode`, gprs, batch {d[0]['batch']:,}, forced host devices "
+              "on the same 2 cores: the point is identical results and the overhead):", "",
+              "| devices | enc/s | time vs 1 device | indices identical to 1 device |", "|---|---|---|---|"]
+    for r in d:
+        lines.append(f"| {r['devices']} | {r['encodes_per_s']:,.0f} | {r['overhead_vs_1_device']:.2f}x | "
+                     f"{'yes' if r['identical_to_1_device'] else 'NO'} |")
+    n = data["numpy_reference"]
+    lines += ["", f"NumPy reference (pure-NumPy PFR loop, {n['batch']:,} problems): "
+              f"{n['encodes_per_s']:,.0f} enc/s, mean steps {n['steps_mean']:.1f} ± {n['steps_se']:.1f} "
+              f"(jrec pfr on the same problems: {n['jrec_steps_mean']:.1f}).",
+              "", "![scale](benchmarks/results/scale.png)"]
+    return "\n".join(lines)
+
+
+def _replace(text: str, tag: str, table: str) -> str:
+    pattern = rf"<!-- {tag} -->.*<!-- /{tag} -->"
+    if not re.search(pattern, text, flags=re.S):
+        raise SystemExit(f"README.md has no <!-- {tag} --> block")
+    return re.sub(pattern, lambda _: f"<!-- {tag} -->\n{table}\n<!-- /{tag} -->", text, flags=re.S)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--json", default=os.path.join(HERE, "results", "samplers.json"))
     a = ap.parse_args()
-    with open(a.json) as f:
-        table = render(json.load(f))
+    res = os.path.join(HERE, "results")
+    tables = {}
+    for tag, name, fn in (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
+                          ("SCALE", "scale", render_scale)):
+        path = os.path.join(res, name + ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                tables[tag] = fn(json.load(f))
     if not a.write:
-        print(table)
+        print("\n\n".join(tables.values()))
         return
     readme = os.path.join(HERE, "..", "README.md")
     with open(readme) as f:
         text = f.read()
-    text = re.sub(r"<!-- BENCH -->.*<!-- /BENCH -->", lambda _: f"<!-- BENCH -->\n{table}\n<!-- /BENCH -->",
-                  text, flags=re.S)
+    for tag, table in tables.items():
+        text = _replace(text, tag, table)
     with open(readme, "w") as f:
         f.write(text)
 

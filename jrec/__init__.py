@@ -14,7 +14,7 @@ Public API::
     f = jrec.load_code("x.jrec", key=key, proposal=p); x = f.samples(key, p)
 """
 
-from jrec import batch, bitstream, coding, dists, dither, divergences, gprs, orc, pfr, poisson, ratio
+from jrec import batch, bitstream, coding, dists, dither, divergences, gprs, orc, pfr, poisson, ratio, shard
 from jrec.api import decode, encode, validate
 from jrec.bitstream import (
     ChecksumError,
@@ -78,6 +78,7 @@ __all__ = [
     "KeyMismatchError",
     "ModelMismatchError",
     "batch",
+    "shard",
     "bitstream",
     "coding",
     "pfr",
