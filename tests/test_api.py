@@ -147,12 +147,12 @@ def test_pure_encode_reports_unbounded_ratio_as_not_ok():
 
 
 def test_index_code_lengths():
-    from jrec.coding import elias_gamma_bits, heap_index_bits, index_bits
+    from jrec.coding import elias_gamma_bits, index_bits
 
     n = jnp.array([1, 2, 3, 4, 7, 8, 2**20, 2**31 - 1])
     np.testing.assert_array_equal(np.asarray(elias_gamma_bits(n)),
                                   2 * np.floor(np.log2(np.asarray(n, np.float64))).astype(int) + 1)
     # heap index 1 (root, depth 1): gamma(1) = 1 bit; h = 0b1011 (depth 4): gamma(4) = 5 bits + 3 path bits
-    np.testing.assert_array_equal(np.asarray(heap_index_bits(jnp.array([1, 11]))), [1, 8])
+    np.testing.assert_array_equal(np.asarray(index_bits("gprs_bb", jnp.array([1, 11]))), [1, 8])
     assert int(index_bits("orc", jnp.array(5), kappa=12)) == 12
     assert int(index_bits("gprs_parallel", jnp.array([3, 1]), num_shards=4)) == 3
