@@ -238,8 +238,7 @@ def plot(data, path):
         which = np.digitize(k, bins)
         ax[2].plot([k[which == b].mean() for b in np.unique(which)],
                    [st[which == b].mean() for b in np.unique(which)], "o", label="gprs_bb: mean depth")
-        kk = np.linspace(0, 8, 50)
-        ax[2].plot(kk, kk * np.log(2) + 1, "k--", label="D_KL [nats] + 1 (O(D_KL) reference)")
+    ax[2].set_title("branch and bound: E[depth] = O(D_KL) (no closed form)", fontsize=9)
     ax[2].set_xlabel("KL [bits]")
     ax[2].set_ylabel("steps (tree depth)")
     ax[2].legend(fontsize=7)
