@@ -5,6 +5,12 @@ All quantities are in **nats** (divide by ``log(2)`` for bits).
 * :func:`kl` -- D_KL[Q || P] (closed form for Normal pairs and factorised Normal
   blocks, numerical for generic 1-D pairs).
 * :func:`dinf` -- D_inf[Q || P] = log sup dQ/dP (``inf`` when unbounded).
+* :func:`renyi` -- the Renyi divergence D_alpha[Q || P] = log E_P[r^alpha] / (alpha - 1)
+  (closed form for Normal pairs, layer cake ``E_P[r^alpha] = int alpha h^(alpha-1)
+  w_P(h) dh`` for generic 1-D pairs).
+* :func:`channel_simulation_divergence` -- D_CS[Q || P] = -int_0^inf w_P(h) log w_P(h) dh
+  (Goc & Flamich, ISIT 2024): D_KL <= D_CS <= D_KL + log2(D_KL + 1) + 1 bits, and the
+  index entropy of a causal rejection sampler lies in [D_CS, D_CS + log2(e + 1)].
 * :func:`width_p`, :func:`width_q` -- w_P(h) = P(r(X) >= h), w_Q(h) = Q(r(X) >= h).
 * :func:`stretch_table` / :func:`log_stretch` -- the GPRS stretch function
 
@@ -51,6 +57,8 @@ from jrec.ratio import DensityRatio, density_ratio
 __all__ = [
     "kl",
     "dinf",
+    "renyi",
+    "channel_simulation_divergence",
     "width_p",
     "width_q",
     "StretchTable",
@@ -117,6 +125,50 @@ def kl(target, proposal=None):
     wq = jax.vmap(jax.vmap(ratio.width_q))(jnp.sqrt(a))
     # E_Q[log sup r - log r] = int_0^inf Q(a(X) > a) da; the head [0, a0] has Q ~ 1.
     return ratio.log_sup - dxi * jnp.sum(w * (1 - wq) * da) - jnp.exp(xi0)
+
+
+def renyi(target, proposal=None, alpha=2.0):
+    """Renyi divergence D_alpha[Q || P] in nats, for ``alpha > 0``, ``alpha != 1``.
+
+    Normal pairs (and factorised blocks, summed): with ``s_a^2 = alpha s_p^2 + (1 - alpha)
+    s_q^2``, ``D_alpha = log(s_p / s_q) + log(s_p^2 / s_a^2) / (2 (alpha - 1)) + alpha
+    (m_q - m_p)^2 / (2 s_a^2)`` (``inf`` if ``s_a^2 <= 0``). Generic 1-D pairs: the layer
+    cake ``E_P[r^alpha] = int_0^inf alpha h^(alpha - 1) w_P(h) dh`` on the level grid.
+    ``alpha -> 1`` gives D_KL, ``alpha -> inf`` gives D_inf.
+    """
+    ratio = _as_ratio(target, proposal)
+    alpha = jnp.asarray(alpha, ratio.log_sup.dtype)
+    if ratio.kind == "normal":
+        q, p = ratio.target, ratio.proposal
+        sa2 = alpha * p.scale**2 + (1 - alpha) * q.scale**2
+        safe = jnp.where(sa2 > 0, sa2, 1.0)
+        d = (jnp.log(p.scale / q.scale) + jnp.log(p.scale**2 / safe) / (2 * (alpha - 1))
+             + alpha * (q.loc - p.loc) ** 2 / (2 * safe))
+        d = jnp.where(sa2 > 0, d, jnp.inf)
+        return jnp.sum(d) if ratio.block else d
+    dt = ratio.log_sup.dtype
+    _, w, _, dxi, a, da = _level_grid(ratio.log_sup, dt, 64)
+    wp = jax.vmap(jax.vmap(ratio.width_p))(jnp.sqrt(a))
+    a_end = a[-1, -1]  # last node: the panel edge lies within 1/16 of a panel beyond it
+    # E_P[r^alpha] = sup r^alpha int_0^inf alpha e^(-alpha a) w_P da; beyond the grid w_P = 1.
+    body = dxi * jnp.sum(w * alpha * jnp.exp(-alpha * a) * wp * da) + jnp.exp(-alpha * a_end)
+    return (alpha * ratio.log_sup + jnp.log(body)) / (alpha - 1)
+
+
+def channel_simulation_divergence(target, proposal=None):
+    """D_CS[Q || P] = -int_0^inf w_P(h) log w_P(h) dh in nats, for a 1-D pair.
+
+    Goc & Flamich, "On channel simulation with causal rejection samplers", ISIT 2024.
+    Computed on the level grid of the stretch function (``h = sup r e^-a``).
+    """
+    ratio = _as_ratio(target, proposal)
+    if ratio.block:
+        raise ValueError("D_CS is defined here for 1-D (scalar) pairs; vmap over coordinates")
+    dt = ratio.log_sup.dtype
+    _, w, _, dxi, a, da = _level_grid(ratio.log_sup, dt, 64)
+    wp = jnp.clip(jax.vmap(jax.vmap(ratio.width_p))(jnp.sqrt(a)), 0.0, 1.0)
+    ent = jnp.where(wp > 0, -wp * jnp.log(jnp.where(wp > 0, wp, 1.0)), 0.0)
+    return dxi * jnp.sum(w * ent * jnp.exp(ratio.log_sup - a) * da)
 
 
 def width_p(target, proposal, h):
