@@ -14,7 +14,21 @@ Public API::
     f = jrec.load_code("x.jrec", key=key, proposal=p); x = f.samples(key, p)
 """
 
-from jrec import batch, bitstream, coding, dists, dither, divergences, gprs, orc, pfr, poisson, ratio, shard
+from jrec import (
+    batch,
+    bitstream,
+    coding,
+    dists,
+    dither,
+    divergences,
+    gprs,
+    grs,
+    orc,
+    pfr,
+    poisson,
+    ratio,
+    shard,
+)
 from jrec.api import decode, encode, validate
 from jrec.bitstream import (
     ChecksumError,
@@ -83,6 +97,7 @@ __all__ = [
     "coding",
     "pfr",
     "gprs",
+    "grs",
     "orc",
     "dither",
     "divergences",

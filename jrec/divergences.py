@@ -64,6 +64,7 @@ __all__ = [
     "StretchTable",
     "stretch_table",
     "log_stretch",
+    "log_excess",
     "stretch",
 ]
 
@@ -186,7 +187,11 @@ def width_q(target, proposal, h):
 
 
 class StretchTable(NamedTuple):
-    """Tabulated log sigma on a grid of levels (see module docstring)."""
+    """Tabulated log sigma and log g on a grid of levels (see module docstring).
+
+    ``g(h) = E_P[(r - h)_+] = int_h^sup r w_P`` is the mass greedy rejection sampling
+    has left to place above level ``h`` (:mod:`jrec.grs`); sigma integrates ``1 / g``.
+    """
 
     log_sup: jax.Array  # log sup r
     xi0: jax.Array  # grid start (xi = log a at the top end)
@@ -194,6 +199,9 @@ class StretchTable(NamedTuple):
     log_sigma: jax.Array  # (num_panels, nodes) log sigma at the quadrature nodes
     log_sigma0: jax.Array  # log sigma at the grid start (v = 1e-4)
     slope0: jax.Array  # d log sigma / d log v there, for extrapolation to v -> 0
+    log_g: jax.Array  # (num_panels, nodes) log g at the nodes
+    log_g0: jax.Array  # log g at the grid start
+    slope_g0: jax.Array  # d log g / d log v there
 
 
 def _spectral_matrices(n):
@@ -251,7 +259,10 @@ def stretch_table(target, proposal=None) -> StretchTable:
     sigma0 = sig_tail + jnp.sum(gfull)
     a0 = v0 * v0
     slope0 = -2 * a0 * jnp.exp(log_sup - a0) / (head * sigma0)
-    return StretchTable(log_sup, xi0, dxi, jnp.log(sigma), jnp.log(sigma0), slope0)
+    # g(v) ~ v^k near the top: d log g / d log v = 2 v^2 h w_P(v) / g (dg/dh = -w_P)
+    slope_g0 = 2 * a0 * jnp.exp(log_sup - a0) * ratio.width_p(v0) / head
+    return StretchTable(log_sup, xi0, dxi, jnp.log(sigma), jnp.log(sigma0), slope0,
+                        jnp.log(g), jnp.log(head), slope_g0)
 
 
 def _bary_eval(values, tau, nodes):
@@ -267,23 +278,33 @@ def _bary_eval(values, tau, nodes):
     return jnp.where(hit, hit_val, interp)
 
 
-def log_stretch(table: StretchTable, depth):
-    """log sigma(h) at depth ``v = sqrt(log sup r - log h)`` (``-inf`` at ``v = inf``)."""
-    dt = table.log_sigma.dtype
-    num_panels = table.log_sigma.shape[0]
-    t, _ = dists.gauss_legendre(table.log_sigma.shape[1], dt)
+def _table_eval(table: StretchTable, values, value0, slope, depth, above):
+    """Interpolate a tabulated log quantity at depth ``v``; extrapolate off the grid."""
+    dt = values.dtype
+    num_panels = values.shape[0]
+    t, _ = dists.gauss_legendre(values.shape[1], dt)
     depth = jnp.asarray(depth, dt)
     a = depth * depth
     pos = (_xi_of(a) - table.xi0) / table.dxi
     k = jnp.clip(jnp.floor(jnp.where(jnp.isfinite(pos), pos, 0.0)), 0, num_panels - 1)
     tau = jnp.where(jnp.isfinite(pos), pos, 0.0) - k
-    vals = table.log_sigma[k.astype(jnp.int32)]
-    inside = _bary_eval(vals, tau, t)
-    below = table.log_sigma0 + 0.5 * table.slope0 * (jnp.log(a) - table.xi0)
-    log_h = table.log_sup - a
-    above = log_h + jnp.log1p(0.5 * jnp.exp(log_h))
-    out = jnp.where(pos < 0, below, jnp.where(pos >= num_panels, above, inside))
-    return jnp.where(depth == 0, jnp.inf, out)
+    inside = _bary_eval(values[k.astype(jnp.int32)], tau, t)
+    below = value0 + 0.5 * slope * (jnp.log(a) - table.xi0)
+    return jnp.where(pos < 0, below, jnp.where(pos >= num_panels, above(table.log_sup - a), inside))
+
+
+def log_stretch(table: StretchTable, depth):
+    """log sigma(h) at depth ``v = sqrt(log sup r - log h)`` (``-inf`` at ``v = inf``)."""
+    out = _table_eval(table, table.log_sigma, table.log_sigma0, table.slope0, depth,
+                      lambda log_h: log_h + jnp.log1p(0.5 * jnp.exp(log_h)))
+    return jnp.where(jnp.asarray(depth) == 0, jnp.inf, out)
+
+
+def log_excess(table: StretchTable, depth):
+    """log g(h) = log E_P[(r - h)_+] at depth ``v`` (``-inf`` at the top, ``0`` at ``h = 0``)."""
+    out = _table_eval(table, table.log_g, table.log_g0, table.slope_g0, depth,
+                      lambda log_h: jnp.log1p(-jnp.exp(log_h)))  # w_P = 1 below the grid
+    return jnp.where(jnp.asarray(depth) == 0, -jnp.inf, out)
 
 
 def stretch(target, proposal, h):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from jrec import dither, gprs, orc, pfr
+from jrec import dither, gprs, grs, orc, pfr
 
 __all__ = ["Sampler", "samplers", "get"]
 
@@ -75,6 +75,12 @@ _REGISTRY = {
             bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": gprs.MAX_DEPTH},
             reference="Flamich, NeurIPS 2023 (branch and bound, split on sample)",
             default_code="delta",
+        ),
+        Sampler(
+            "grs", grs.encode, grs.decode, grs.kernel, exact=True,
+            requires=("log r", "excess mass g(h) = E_P[(r - h)+]"), bounded_ratio=True, one_dimensional=True,
+            index_shape=(), options={"max_steps": grs.DEFAULT_MAX_STEPS, "chunk_size": 16},
+            reference="Harsha et al., CCC 2007; Flamich & Theis, ISIT 2023 (greedy rejection sampling)",
         ),
         Sampler(
             "orc", orc.encode, orc.decode, orc.kernel, exact=False, requires=("log r",),

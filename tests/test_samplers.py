@@ -9,13 +9,13 @@ from conftest import HIGH_KL, PAIRS, keys, ks_pvalue
 
 import jrec
 
-EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb"]
-GLOBAL = ["pfr", "gprs", "gprs_parallel"]
+EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs"]
+GLOBAL = ["pfr", "gprs", "gprs_parallel", "grs"]
 N_DRAWS = 20_000
 
 
 def _draws(method, pair_name):
-    if pair_name == HIGH_KL and method in ("gprs", "gprs_parallel"):
+    if pair_name == HIGH_KL and method in ("gprs", "gprs_parallel", "grs"):
         return 4_000
     return N_DRAWS
 
@@ -34,7 +34,7 @@ def test_exact_sampler(method, pair_name):
 
     * the samples follow the target (KS test of 20,000 draws, p > 1e-3);
     * decode(key, index) == code.sample, bit for bit, under jit + vmap;
-    * global GPRS: E[N] = sup r = exp(D_inf) within 3 standard errors.
+    * global GPRS and GRS: E[N] = sup r = exp(D_inf) within 3 standard errors.
     """
     target, proposal, ref = PAIRS[pair_name]
     code = _encode_batch(method, target, proposal, _draws(method, pair_name))
@@ -53,7 +53,7 @@ def test_exact_sampler(method, pair_name):
     dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, proposal)))(keys(n), code.index)
     np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
 
-    if method == "gprs" and pair_name != HIGH_KL:  # (3-SE test needs a light tail)
+    if method in ("gprs", "grs") and pair_name != HIGH_KL:  # (3-SE test needs a light tail)
         steps = np.asarray(code.num_steps, np.float64)
         expected = float(np.exp(jrec.divergences.dinf(target, proposal)))
         se = steps.std() / np.sqrt(steps.size)
@@ -143,7 +143,8 @@ def test_jitted_encode_traces_once():
 def test_max_steps_gives_ok_false():
     t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
     for method, opts in [("pfr", {"max_steps": 3}), ("gprs", {"max_steps": 3}),
-                         ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1})]:
+                         ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1}),
+                         ("grs", {"max_steps": 3})]:
         code = _encode_batch(method, t, p, 200, **opts)
         assert not bool(jnp.all(code.ok)), method
         assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
@@ -212,7 +213,7 @@ def test_samplers_in_double_precision():
         t = distrax.Normal(jnp.float64(1.0), jnp.float64(0.25))
         p = distrax.Normal(jnp.float64(0.0), jnp.float64(1.0))
         keys = jax.random.split(jax.random.PRNGKey(0), 200)
-        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "orc"]:
+        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "orc"]:
             s = jrec.get(name)
             opts = {"kappa": 8} if name == "orc" else {}
             c = jax.jit(jax.vmap(lambda k: s.encode(k, t, p, **opts)))(keys)
