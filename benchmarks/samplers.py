@@ -45,8 +45,8 @@ PAPER_SAC = {0.95: (2.06, 7.68), 3.5: (4.66, 9.87), 6.9: (9.09, 13.58), 12.0: (1
 
 # Largest level (bits) per sampler: global samplers need exp(D_inf) steps per problem.
 MAX_BITS = {
-    "kl": {"pfr": 8.0, "gprs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "orc": 10.0},
-    "channel": {"pfr": 5.2, "gprs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "orc": 0.0},
+    "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "orc": 10.0},
+    "channel": {"pfr": 5.2, "gprs": 5.2, "grs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "orc": 0.0},
 }
 LEVELS = {"kl": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
           "channel": [0.95, 2.0, 3.5, 5.2, 6.9, 8.6, 10.3, 12.0]}
@@ -185,7 +185,7 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="jrec sampler benchmark")
     ap.add_argument("--batch", type=int, default=10_000)
-    ap.add_argument("--methods", default="pfr,gprs,gprs_parallel,gprs_bb,orc")
+    ap.add_argument("--methods", default="pfr,gprs,grs,gprs_parallel,gprs_bb,orc")
     ap.add_argument("--quick", action="store_true", help="batch 1000, few levels")
     a = ap.parse_args(argv)
     batch = 1000 if a.quick else a.batch

@@ -66,6 +66,19 @@ def problems(n: int, seed: int = 0):
     return keys, jnp.asarray(m, jnp.float32), jnp.asarray(s, jnp.float32)
 
 
+def binned(steps, kl_bits, dinf, bins: int = 25) -> dict:
+    """Mean steps in equal-width bins of D_inf (nats) and of KL (bits), with counts."""
+    out = {}
+    for name, x in (("dinf", dinf), ("kl_bits", kl_bits)):
+        edges = np.linspace(x.min(), x.max(), bins + 1)
+        which = np.clip(np.digitize(x, edges) - 1, 0, bins - 1)
+        keep = [b for b in range(bins) if np.any(which == b)]
+        out[name] = {"x": [float(x[which == b].mean()) for b in keep],
+                     "steps_mean": [float(steps[which == b].mean()) for b in keep],
+                     "count": [int(np.sum(which == b)) for b in keep]}
+    return out
+
+
 def _compile(fn, *args):
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
@@ -122,9 +135,8 @@ def throughput(quick: bool):
             if n == (10_000 if quick else 100_000):
                 q = distrax.Normal(m, sd)
                 kl = np.asarray(jax.vmap(jrec.divergences.kl, (0, None))(q, p)) / np.log(2)
-                per_problem[method] = {
-                    "steps": np.asarray(code.num_steps).tolist(), "kl_bits": kl.tolist(),
-                    "dinf": np.asarray(jax.vmap(jrec.divergences.dinf, (0, None))(q, p)).tolist()}
+                dinf = np.asarray(jax.vmap(jrec.divergences.dinf, (0, None))(q, p))
+                per_problem[method] = binned(np.asarray(code.num_steps, np.float64), kl, dinf)
     return rows, per_problem
 
 
@@ -217,14 +229,9 @@ def plot(data, path):
     ax[0].grid(alpha=0.3, which="both")
     for method in ("pfr", "gprs"):
         pp = data["per_problem"].get(method)
-        if not pp:
-            continue
-        d, st = np.asarray(pp["dinf"]), np.asarray(pp["steps"])
-        bins = np.linspace(d.min(), d.max(), 25)
-        which = np.digitize(d, bins)
-        xs = [d[which == b].mean() for b in np.unique(which)]
-        ys = [st[which == b].mean() for b in np.unique(which)]
-        ax[1].semilogy(xs, ys, "o", ms=4, label=f"{method}: mean steps")
+        if pp:
+            ax[1].semilogy(pp["dinf"]["x"], pp["dinf"]["steps_mean"], "o", ms=4,
+                           label=f"{method}: mean steps")
     xx = np.linspace(0, 6.5, 50)
     ax[1].semilogy(xx, np.exp(xx), "k-", label="exp(D_inf) (GPRS theory)")
     ax[1].set_xlabel("D_inf [nats]")
@@ -233,11 +240,7 @@ def plot(data, path):
     ax[1].grid(alpha=0.3)
     pp = data["per_problem"].get("gprs_bb")
     if pp:
-        k, st = np.asarray(pp["kl_bits"]), np.asarray(pp["steps"])
-        bins = np.linspace(k.min(), k.max(), 25)
-        which = np.digitize(k, bins)
-        ax[2].plot([k[which == b].mean() for b in np.unique(which)],
-                   [st[which == b].mean() for b in np.unique(which)], "o", label="gprs_bb: mean depth")
+        ax[2].plot(pp["kl_bits"]["x"], pp["kl_bits"]["steps_mean"], "o", label="gprs_bb: mean depth")
     ax[2].set_title("branch and bound: E[depth] = O(D_KL) (no closed form)", fontsize=9)
     ax[2].set_xlabel("KL [bits]")
     ax[2].set_ylabel("steps (tree depth)")
