@@ -20,7 +20,8 @@ def render(data) -> str:
         f"Measured by `python benchmarks/samplers.py` (batch {data['rows'][0]['batch']}) on "
         f"{m['cpu']}, {m['cores']} cores, JAX {m['jax']} ({m['backend']}). Throughput is the wall "
         "clock of a compiled, vmapped batch (plain `vmap` vs the lane-refill runner, 256 lanes, same "
-        "indices); steps are per problem; bits are Elias-gamma index lengths (ORC: kappa).",
+        "indices); steps are per problem; bits are the default index code's lengths (Elias gamma; "
+        "heap indices of branch and bound: Elias delta; ORC: kappa).",
         "",
         "**Fixed-KL family** (Q = N(m, s²), m ~ U(-0.3, 0.3), P = N(0, 1)):",
         "",

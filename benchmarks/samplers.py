@@ -42,11 +42,15 @@ RESULTS = os.path.join(HERE, "results")
 # GPRS paper (Flamich 2023), data/figure2/gprs_and_a_star.csv: split-on-sample GPRS
 # mean steps and mean codelength (bits) against I (bits).
 PAPER_SAC = {0.95: (2.06, 7.68), 3.5: (4.66, 9.87), 6.9: (9.09, 13.58), 12.0: (16.13, 19.29)}
+# ... and AS* (A* coding, split on sample) mean steps from the same file (DESIGN.md section 6).
+PAPER_ASTAR = {0.95: (4.16, None), 3.5: (7.08, None), 6.9: (11.42, None), 12.0: (18.53, None)}
 
 # Largest level (bits) per sampler: global samplers need exp(D_inf) steps per problem.
 MAX_BITS = {
-    "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "orc": 10.0},
-    "channel": {"pfr": 5.2, "gprs": 5.2, "grs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "orc": 0.0},
+    "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "astar_bb": 12.0,
+           "orc": 10.0},
+    "channel": {"pfr": 5.2, "gprs": 5.2, "grs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "astar_bb": 12.0,
+                "orc": 0.0},
 }
 LEVELS = {"kl": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
           "channel": [0.95, 2.0, 3.5, 5.2, 6.9, 8.6, 10.3, 12.0]}
@@ -137,8 +141,9 @@ def bench_one(family, method, bits, batch, modes, seed=0):
         "gamma_bits_mean": float(gamma.mean()),
         "kl_plus_log_bits": float(np.mean(kl_plus_log_bits(kl))),
     })
-    if family == "channel" and method == "gprs_bb" and bits in PAPER_SAC:
-        row["paper_sac_steps"], row["paper_sac_bits"] = PAPER_SAC[bits]
+    paper = {"gprs_bb": PAPER_SAC, "astar_bb": PAPER_ASTAR}.get(method, {})
+    if family == "channel" and bits in paper:
+        row["paper_sac_steps"], row["paper_sac_bits"] = paper[bits]
     return row
 
 
@@ -185,7 +190,7 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="jrec sampler benchmark")
     ap.add_argument("--batch", type=int, default=10_000)
-    ap.add_argument("--methods", default="pfr,gprs,grs,gprs_parallel,gprs_bb,orc")
+    ap.add_argument("--methods", default="pfr,gprs,grs,gprs_parallel,gprs_bb,astar_bb,orc")
     ap.add_argument("--quick", action="store_true", help="batch 1000, few levels")
     a = ap.parse_args(argv)
     batch = 1000 if a.quick else a.batch

@@ -15,6 +15,7 @@ Public API::
 """
 
 from jrec import (
+    astar,
     batch,
     bitstream,
     coding,
@@ -93,6 +94,7 @@ __all__ = [
     "ModelMismatchError",
     "batch",
     "shard",
+    "astar",
     "bitstream",
     "coding",
     "pfr",

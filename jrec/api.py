@@ -273,6 +273,8 @@ def _check_index_range(method: str, index: np.ndarray, opts: dict):
         lo, hi, vals = 1, opts["max_steps"], index[..., 1]
     elif method == "gprs_bb":
         lo, hi, vals = 1, 2 ** opts["max_steps"] - 1, index
+    elif method == "astar_bb":
+        lo, hi, vals = 1, 2**31 - 1, index
     elif method in ("pfr", "gprs", "grs"):
         lo, hi, vals = 1, opts["max_steps"], index
     else:

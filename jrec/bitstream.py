@@ -15,7 +15,7 @@ Format, version 1 (all multi-byte integers are unsigned LEB128 varints unless si
     2       1     version << 4 | flags       version = 1; flag bit 0: metadata present,
                                              bit 1: several index arrays; bits 2-3 are 0
     3       1     sampler id << 3 | code id  sampler: 0 pfr, 1 gprs, 2 gprs_parallel,
-                                             3 gprs_bb, 4 orc, 5 dither, 6 grs
+                                             3 gprs_bb, 4 orc, 5 dither, 6 grs, 7 astar_bb
                                              (append-only table);
                                              code: 0 gamma, 1 delta, 2 zeta, 3 fixed
     4       v     options, in this order, each only where it applies:
@@ -83,7 +83,7 @@ __all__ = [
 
 MAGIC = b"JR"
 VERSION = 1
-SAMPLER_IDS = ("pfr", "gprs", "gprs_parallel", "gprs_bb", "orc", "dither", "grs")
+SAMPLER_IDS = ("pfr", "gprs", "gprs_parallel", "gprs_bb", "orc", "dither", "grs", "astar_bb")
 CODE_IDS = ("gamma", "delta", "zeta", "fixed")
 MAX_NDIM = 8
 MAX_ARRAYS = 1 << 16

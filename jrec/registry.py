@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from jrec import dither, gprs, grs, orc, pfr
+from jrec import astar, dither, gprs, grs, orc, pfr
 
 __all__ = ["Sampler", "samplers", "get"]
 
@@ -74,6 +74,13 @@ _REGISTRY = {
             requires=("log r", "stretch function sigma", "unimodal r with its mode", "P's CDF and quantile"),
             bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": gprs.MAX_DEPTH},
             reference="Flamich, NeurIPS 2023 (branch and bound, split on sample)",
+            default_code="delta",
+        ),
+        Sampler(
+            "astar_bb", astar.encode_bb, astar.decode_bb, astar.kernel_bb, exact=True,
+            requires=("log r", "unimodal r with its mode", "P's CDF and quantile"), bounded_ratio=True,
+            one_dimensional=True, index_shape=(), options={"max_steps": astar.DEFAULT_MAX_STEPS},
+            reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (AS*: A* coding, split on sample)",
             default_code="delta",
         ),
         Sampler(

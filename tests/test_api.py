@@ -13,7 +13,8 @@ P = distrax.Normal(0.0, 1.0)
 
 
 def test_registry_lists_all_samplers():
-    assert set(jrec.samplers()) >= {"pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "orc", "dither"}
+    assert set(jrec.samplers()) >= {"pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "orc",
+                                    "dither"}
     for name in jrec.samplers():
         s = jrec.get(name)
         assert callable(s.encode) and callable(s.decode)
@@ -24,7 +25,7 @@ def test_registry_lists_all_samplers():
         jrec.get("nope")
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "orc"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "orc"])
 def test_checked_encode_decode_batch(method):
     opts = {"kappa": 10} if method == "orc" else {}
     t = distrax.Normal(jnp.linspace(-1, 1, 50), jnp.full(50, 0.3))
@@ -69,7 +70,7 @@ def test_error_not_absolutely_continuous():
         jrec.encode(keys(1)[0], distrax.Uniform(-0.5, 0.5), distrax.Uniform(0.0, 1.0), method="pfr")
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb"])
 def test_error_wider_target_names_alternative(method):
     with pytest.raises(jrec.InfiniteDivergenceError, match="orc"):
         jrec.encode(keys(1)[0], distrax.Normal(0.0, 1.5), P, method=method)

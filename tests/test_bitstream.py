@@ -29,7 +29,8 @@ def _code(method, **opts):
 
 
 CASES = [("pfr", None, {}), ("pfr", "delta", {}), ("pfr", "zeta", {}), ("gprs", None, {}),
-         ("gprs", "zeta", {}), ("grs", "zeta", {}), ("gprs_bb", None, {}), ("gprs_bb", "zeta", {}),
+         ("gprs", "zeta", {}), ("grs", "zeta", {}), ("astar_bb", None, {}), ("gprs_bb", None, {}),
+         ("gprs_bb", "zeta", {}),
          ("gprs_parallel", None, {"num_shards": 4}), ("gprs_parallel", "zeta", {"num_shards": 3}),
          ("orc", None, {"kappa": 12}), ("dither", None, {"step": 0.5}), ("dither", "zeta", {"step": 0.5})]
 
@@ -249,7 +250,7 @@ def test_container_property_round_trip_and_mutations(c, data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=64), st.sampled_from(list(range(8))), st.sampled_from(range(4)))
+@given(st.binary(max_size=64), st.sampled_from(list(range(10))), st.sampled_from(range(4)))
 def test_container_decoder_never_crashes_on_garbage(payload, sid, cid):
     """Random bytes behind a valid magic/version (and with a valid CRC): BitstreamError or a result."""
     for body in (b"JR" + bytes([1 << 4, sid << 3 | cid]) + payload, b"JR\x10" + payload):

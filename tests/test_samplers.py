@@ -9,7 +9,7 @@ from conftest import HIGH_KL, PAIRS, keys, ks_pvalue
 
 import jrec
 
-EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs"]
+EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb"]
 GLOBAL = ["pfr", "gprs", "gprs_parallel", "grs"]
 N_DRAWS = 20_000
 
@@ -39,19 +39,20 @@ def test_exact_sampler(method, pair_name):
     target, proposal, ref = PAIRS[pair_name]
     code = _encode_batch(method, target, proposal, _draws(method, pair_name))
     ok = np.asarray(code.ok)
-    if method == "gprs_bb" and pair_name == HIGH_KL:
+    if method in ("gprs_bb", "astar_bb") and pair_name == HIGH_KL:
         # depth is capped at 31 (int32 heap index, float32 interval resolution): at
-        # D_KL = 10 bits about 3e-4 of the draws reach it and report ok=False.
+        # D_KL = 10 bits about 3e-4 (gprs_bb) / 1e-4 (astar_bb) of the draws reach it
+        # and report ok=False.
         assert ok.mean() > 0.999, f"{method} hit its depth bound on {1 - ok.mean():.2%}"
     else:
         assert ok.all(), f"{method} hit a bound on {pair_name}"
-    p = ks_pvalue(code.sample, ref)
+    p = ks_pvalue(np.asarray(code.sample)[ok], ref)
     assert p > 1e-3, f"{method} on {pair_name}: KS p = {p:.2e}"
 
     s = jrec.get(method)
     n = code.index.shape[0]
     dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, proposal)))(keys(n), code.index)
-    np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+    np.testing.assert_array_equal(np.asarray(dec)[ok], np.asarray(code.sample)[ok])
 
     if method in ("gprs", "grs") and pair_name != HIGH_KL:  # (3-SE test needs a light tail)
         steps = np.asarray(code.num_steps, np.float64)
@@ -144,7 +145,7 @@ def test_max_steps_gives_ok_false():
     t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
     for method, opts in [("pfr", {"max_steps": 3}), ("gprs", {"max_steps": 3}),
                          ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1}),
-                         ("grs", {"max_steps": 3})]:
+                         ("grs", {"max_steps": 3}), ("astar_bb", {"max_steps": 2})]:
         code = _encode_batch(method, t, p, 200, **opts)
         assert not bool(jnp.all(code.ok)), method
         assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
@@ -213,7 +214,7 @@ def test_samplers_in_double_precision():
         t = distrax.Normal(jnp.float64(1.0), jnp.float64(0.25))
         p = distrax.Normal(jnp.float64(0.0), jnp.float64(1.0))
         keys = jax.random.split(jax.random.PRNGKey(0), 200)
-        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "orc"]:
+        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "orc"]:
             s = jrec.get(name)
             opts = {"kappa": 8} if name == "orc" else {}
             c = jax.jit(jax.vmap(lambda k: s.encode(k, t, p, **opts)))(keys)
