@@ -64,11 +64,6 @@ def _node(key, h, proposal, a, b, g_parent):
     return g, dists.truncated_quantile(proposal, a, b, u)
 
 
-def _support(p, dt):
-    lo, hi = dists.support(p)
-    return lo.astype(dt), hi.astype(dt)
-
-
 def _prepare(target, proposal):
     ratio = density_ratio(target, proposal)
     if ratio.block:
@@ -88,7 +83,7 @@ def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
     def init(key, ctx):
         ratio, p = ctx
         dt = ratio.log_sup.dtype
-        lo, hi = _support(p, dt)
+        lo, hi = dists.support(p, dt)
         one = jnp.ones((), INDEX_DTYPE)
         g, x = _node(key, one, p, lo, hi, jnp.asarray(jnp.inf, dt))
         z = jnp.zeros((cap,), dt)
@@ -156,7 +151,7 @@ def decode_bb(key, index, proposal, **_static):
     index = jnp.asarray(index, INDEX_DTYPE)
     dt = dists.dtype_of(p)
     depth = bit_length(index)
-    lo, hi = _support(p, dt)
+    lo, hi = dists.support(p, dt)
     g0, x0 = _node(key, jnp.ones((), INDEX_DTYPE), p, lo, hi, jnp.asarray(jnp.inf, dt))
 
     def body(d, s):

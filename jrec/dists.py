@@ -128,18 +128,25 @@ class Triangular(distrax.Distribution):
         return jnp.sqrt((a * a + b * b + c * c - a * b - a * c - b * c) / 18)
 
 
-def support(dist):
-    """Closed support ``(lo, hi)`` of a 1-D distribution (infinite if unbounded)."""
+def support(dist, dtype=None):
+    """Closed support ``(lo, hi)`` of a 1-D distribution (infinite if unbounded).
+
+    In ``dtype`` if given (the samplers' working dtype), else the distribution's.
+    """
     dt = dtype_of(dist)
     if isinstance(dist, distrax.Uniform):
-        return dist.low.astype(dt), dist.high.astype(dt)
-    if isinstance(dist, Triangular):
-        return dist.low, dist.high
-    if isinstance(dist, distrax.Beta):
-        return jnp.zeros((), dt), jnp.ones((), dt)
-    if isinstance(dist, distrax.Gamma):
-        return jnp.zeros((), dt), jnp.asarray(jnp.inf, dt)
-    return jnp.asarray(-jnp.inf, dt), jnp.asarray(jnp.inf, dt)
+        lo, hi = dist.low.astype(dt), dist.high.astype(dt)
+    elif isinstance(dist, Triangular):
+        lo, hi = dist.low, dist.high
+    elif isinstance(dist, distrax.Beta):
+        lo, hi = jnp.zeros((), dt), jnp.ones((), dt)
+    elif isinstance(dist, distrax.Gamma):
+        lo, hi = jnp.zeros((), dt), jnp.asarray(jnp.inf, dt)
+    else:
+        lo, hi = jnp.asarray(-jnp.inf, dt), jnp.asarray(jnp.inf, dt)
+    if dtype is None:
+        return lo, hi
+    return jnp.asarray(lo).astype(dtype), jnp.asarray(hi).astype(dtype)
 
 
 def cdf(dist, x):

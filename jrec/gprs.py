@@ -227,11 +227,6 @@ def _bb_node(key, depth, proposal, a, b):
     return e, x
 
 
-def _support(p, dt):
-    lo, hi = dists.support(p)
-    return lo.astype(dt), hi.astype(dt)
-
-
 def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     """Split-on-sample branch-and-bound GPRS as a :class:`~jrec.core.Kernel`."""
     if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_DEPTH):
@@ -240,7 +235,7 @@ def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     def init(_key, ctx):
         ratio, p, _ = ctx
         dt = ratio.log_sup.dtype
-        lo, hi = _support(p, dt)
+        lo, hi = dists.support(p, dt)
         zero = jnp.zeros((), dt)
         return BBState(jnp.zeros((), INDEX_DTYPE), lo, hi, zero, zero, jnp.ones((), INDEX_DTYPE),
                        jnp.asarray(False))
@@ -284,7 +279,7 @@ def decode_bb(key, index, proposal, **_static):
     index = jnp.asarray(index, INDEX_DTYPE)
     dt = dists.dtype_of(p)
     depth = bit_length(index)
-    lo, hi = _support(p, dt)
+    lo, hi = dists.support(p, dt)
 
     def body(d, s):
         a, b, _ = s
