@@ -108,6 +108,15 @@ def _xi_of(a):
     return jnp.where(a > 20, a, jnp.log(jnp.expm1(jnp.minimum(a, 20.0))))
 
 
+def _widths_on_grid(ratio, width, num_panels: int = 64):
+    """A width function (w_P or w_Q) at the nodes of a level grid, for layer-cake integrals.
+
+    Returns ``(weights, xi0, dxi, a, da/dxi, width(a))`` (see :func:`_level_grid`).
+    """
+    _, w, xi0, dxi, a, da = _level_grid(ratio.log_sup, ratio.log_sup.dtype, num_panels)
+    return w, xi0, dxi, a, da, jax.vmap(jax.vmap(width))(jnp.sqrt(a))
+
+
 def kl(target, proposal=None):
     """D_KL[Q || P] in nats.
 
@@ -121,9 +130,7 @@ def kl(target, proposal=None):
         d = (q.loc - p.loc) / p.scale
         el = 0.5 * (s2 + d * d - 1 - jnp.log(s2))
         return jnp.sum(el) if ratio.block else el
-    dt = ratio.log_sup.dtype
-    t, w, xi0, dxi, a, da = _level_grid(ratio.log_sup, dt, 64)
-    wq = jax.vmap(jax.vmap(ratio.width_q))(jnp.sqrt(a))
+    w, xi0, dxi, a, da, wq = _widths_on_grid(ratio, ratio.width_q)
     # E_Q[log sup r - log r] = int_0^inf Q(a(X) > a) da; the head [0, a0] has Q ~ 1.
     return ratio.log_sup - dxi * jnp.sum(w * (1 - wq) * da) - jnp.exp(xi0)
 
@@ -147,9 +154,7 @@ def renyi(target, proposal=None, alpha=2.0):
              + alpha * (q.loc - p.loc) ** 2 / (2 * safe))
         d = jnp.where(sa2 > 0, d, jnp.inf)
         return jnp.sum(d) if ratio.block else d
-    dt = ratio.log_sup.dtype
-    _, w, _, dxi, a, da = _level_grid(ratio.log_sup, dt, 64)
-    wp = jax.vmap(jax.vmap(ratio.width_p))(jnp.sqrt(a))
+    w, _, dxi, a, da, wp = _widths_on_grid(ratio, ratio.width_p)
     a_end = a[-1, -1]  # last node: the panel edge lies within 1/16 of a panel beyond it
     # E_P[r^alpha] = sup r^alpha int_0^inf alpha e^(-alpha a) w_P da; beyond the grid w_P = 1.
     body = dxi * jnp.sum(w * alpha * jnp.exp(-alpha * a) * wp * da) + jnp.exp(-alpha * a_end)
@@ -165,9 +170,8 @@ def channel_simulation_divergence(target, proposal=None):
     ratio = _as_ratio(target, proposal)
     if ratio.block:
         raise ValueError("D_CS is defined here for 1-D (scalar) pairs; vmap over coordinates")
-    dt = ratio.log_sup.dtype
-    _, w, _, dxi, a, da = _level_grid(ratio.log_sup, dt, 64)
-    wp = jnp.clip(jax.vmap(jax.vmap(ratio.width_p))(jnp.sqrt(a)), 0.0, 1.0)
+    w, _, dxi, a, da, wp = _widths_on_grid(ratio, ratio.width_p)
+    wp = jnp.clip(wp, 0.0, 1.0)
     ent = jnp.where(wp > 0, -wp * jnp.log(jnp.where(wp > 0, wp, 1.0)), 0.0)
     return dxi * jnp.sum(w * ent * jnp.exp(ratio.log_sup - a) * da)
 
