@@ -1,0 +1,173 @@
+"""Beta-controlled variational fitting of many patch INRs at once (vmap over patches).
+
+The loss of one patch is the COMBINER objective (Guo et al., NeurIPS 2023, eq. 4)
+
+    loss = MSE(patch, INR_w(coords)),  w ~ posterior (local reparameterisation)
+           + sum_b beta_b * KL_b / num_pixels,
+
+with ``KL_b`` the KL in bits of the posterior to the prior over the weights of coding
+block ``b``. Every ``beta_every`` steps each ``beta_b`` is multiplied by
+``beta_factor`` if ``KL_b`` exceeds its target and divided by it otherwise, so that
+each block ends up carrying about its target KL (kappa = 16 bits when coding; the
+whole bit budget in one block when learning a prior).
+
+Frozen weights (already coded; progressive coding) keep their coded value: their
+``rho`` is :data:`~jrec_inr.model.FROZEN_RHO` (std exactly 0), they add no KL and the
+optimiser's updates are overwritten after every step.
+
+The state is a NamedTuple of arrays with a leading patch axis; :func:`fit` runs
+``num_steps`` steps of :func:`make_step` under ``lax.scan`` (jitted), so the
+Python loop around it (progress bar, checkpoints) stays thin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jrec_inr.model import FROZEN_RHO, Arch, BayesianSiren, Layout, kl_bits, patch_coords
+
+__all__ = ["FitConfig", "FitState", "Problem", "init_state", "make_step", "fit", "losses",
+           "inverse_softplus"]
+
+
+class FitConfig(NamedTuple):
+    """Optimisation settings (static).
+
+    Attributes:
+      lr: Adam learning rate.
+      pixels_per_step: pixels drawn (with replacement) per patch and step.
+      beta_every: steps between beta updates.
+      beta_factor: multiplicative beta update.
+    """
+
+    lr: float = 2e-3
+    pixels_per_step: int = 1024
+    beta_every: int = 5
+    beta_factor: float = 1.1
+
+
+class Problem(NamedTuple):
+    """What the patches are fitted against (arrays; leading axis = patches where noted).
+
+    Attributes:
+      targets: ``(P, n, C)`` centred pixel values (``x - 0.5``).
+      prior_mean, prior_std: ``(D,)`` the factorised Gaussian prior.
+      block: ``(D,)`` int32 coding block of each weight.
+      kl_target: ``(B,)`` target KL (bits) of each block.
+    """
+
+    targets: jax.Array
+    prior_mean: jax.Array
+    prior_std: jax.Array
+    block: jax.Array
+    kl_target: jax.Array
+
+
+class FitState(NamedTuple):
+    """Posterior parameters and optimiser state of ``P`` patches.
+
+    Attributes:
+      mean, rho: ``(P, D)`` posterior means and softplus-inverse stds.
+      frozen: ``(P, D)`` bool, weights fixed to their coded value.
+      log_beta: ``(P, B)`` per-block log beta.
+      opt_state: Adam state of ``(mean, rho)``.
+      step: int32 step counter.
+    """
+
+    mean: jax.Array
+    rho: jax.Array
+    frozen: jax.Array
+    log_beta: jax.Array
+    opt_state: object
+    step: jax.Array
+
+
+def inverse_softplus(y):
+    """``rho`` with ``softplus(rho) == y`` (``y > 0``)."""
+    y = jnp.asarray(y)
+    return y + jnp.log(-jnp.expm1(-y))
+
+
+def _optimizer(cfg: FitConfig):
+    return optax.adam(cfg.lr)
+
+
+def init_state(mean, rho, log_beta, cfg: FitConfig, frozen=None) -> FitState:
+    """A fresh state (Adam moments at zero) for posteriors ``(mean, rho)``, ``(P, D)``."""
+    mean = jnp.asarray(mean, jnp.float32)
+    rho = jnp.asarray(rho, jnp.float32)
+    frozen = jnp.zeros(mean.shape, bool) if frozen is None else jnp.asarray(frozen, bool)
+    return FitState(mean, rho, frozen, jnp.asarray(log_beta, jnp.float32),
+                    _optimizer(cfg).init((mean, rho)), jnp.zeros((), jnp.int32))
+
+
+def _block_kl(mean, rho, frozen, problem: Problem):
+    std = jnp.where(frozen, 1.0, jax.nn.softplus(rho))
+    kl = jnp.where(frozen, 0.0, kl_bits(mean, std, problem.prior_mean, problem.prior_std))
+    return jax.ops.segment_sum(kl, problem.block, num_segments=problem.kl_target.shape[0])
+
+
+def losses(arch: Arch, layout: Layout, cfg: FitConfig):
+    """``patch_loss(mean, rho, frozen, log_beta, target, key, problem) -> (loss, (mse, kl_b))``."""
+    model = BayesianSiren(arch)
+    coords = patch_coords(arch.patch)
+    n = coords.shape[0]
+
+    def patch_loss(mean, rho, frozen, log_beta, target, key, problem):
+        k_pix, k_noise = jax.random.split(key)
+        idx = jax.random.randint(k_pix, (min(cfg.pixels_per_step, n),), 0, n)
+        out = model.apply({"params": layout.join(mean, rho)}, coords[idx], k_noise)
+        mse = jnp.mean(jnp.square(out - target[idx]))
+        kl_b = _block_kl(mean, rho, frozen, problem)
+        return mse + jnp.sum(jnp.exp(log_beta) * kl_b) / n, (mse, kl_b)
+
+    return patch_loss
+
+
+def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
+    """One optimisation step of all patches: ``step(state, problem, key) -> (state, (mse, kl_b))``."""
+    patch_loss = losses(arch, layout, cfg)
+    grad = jax.vmap(jax.value_and_grad(patch_loss, argnums=(0, 1), has_aux=True),
+                    (0, 0, 0, 0, 0, 0, None))
+    opt = _optimizer(cfg)
+    log_factor = math.log(cfg.beta_factor)
+
+    def step(state: FitState, problem: Problem, key):
+        keys = jax.random.split(key, state.mean.shape[0])
+        (_, (mse, kl_b)), g = grad(state.mean, state.rho, state.frozen, state.log_beta,
+                                   problem.targets, keys, problem)
+        updates, opt_state = opt.update(g, state.opt_state, (state.mean, state.rho))
+        mean, rho = optax.apply_updates((state.mean, state.rho), updates)
+        mean = jnp.where(state.frozen, state.mean, mean)
+        rho = jnp.where(state.frozen, FROZEN_RHO, rho)
+        adjust = (state.step + 1) % cfg.beta_every == 0
+        direction = jnp.sign(kl_b - problem.kl_target)
+        log_beta = state.log_beta + jnp.where(adjust, log_factor * direction, 0.0)
+        new = FitState(mean, rho, state.frozen, log_beta, opt_state, state.step + 1)
+        return new, (mse, kl_b)
+
+    return step
+
+
+def fit(arch: Arch, layout: Layout, cfg: FitConfig, num_steps: int):
+    """Jitted ``run(state, problem, key) -> (state, mse, kl_b)``: ``num_steps`` steps in a scan.
+
+    ``mse`` is the last step's per-patch estimate, ``kl_b`` the last step's block KLs.
+    Step ``i`` uses ``fold_in(key, state.step + i)``.
+    """
+    step = make_step(arch, layout, cfg)
+
+    @jax.jit
+    def run(state: FitState, problem: Problem, key):
+        def body(s, _):
+            return step(s, problem, jax.random.fold_in(key, s.step))
+
+        state, (mse, kl_b) = jax.lax.scan(body, state, None, length=num_steps)
+        return state, mse[-1], kl_b[-1]
+
+    return run

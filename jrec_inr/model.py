@@ -1,0 +1,174 @@
+"""The Bayesian SIREN: an implicit neural representation with a Gaussian posterior per weight.
+
+COMBINER (Guo, Flamich, He, Chen & Hernandez-Lobato, "Compression with Bayesian
+implicit neural representations", NeurIPS 2023): a SIREN (Sitzmann et al., NeurIPS
+2020; ``sin(w0 x)`` activations, ``w0 = 30``) on Fourier features of the pixel
+coordinates, every weight and bias with a mean-field Gaussian posterior
+``N(mean, softplus(rho)^2)``, trained with the local reparameterisation trick
+(Kingma, Salimans & Welling, 2015) against a factorised Gaussian prior.
+
+The parameters are a Flax pytree; :class:`Layout` flattens it to the vectors the codec
+works with (posterior means / stds, prior means / stds, per-weight KL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["Arch", "BayesianDense", "BayesianSiren", "Layout", "fourier_features",
+           "patch_coords", "kl_bits", "FROZEN_RHO"]
+
+#: ``rho`` of a weight fixed to its coded value: ``softplus(FROZEN_RHO) == 0`` in float32.
+FROZEN_RHO = -200.0
+
+
+class Arch(NamedTuple):
+    """Architecture of the per-patch INR (static; part of the model fingerprint).
+
+    Attributes:
+      hidden: width of the hidden layers.
+      depth: number of hidden (sine) layers.
+      num_freqs: Fourier feature frequencies ``2^l pi``, ``l < num_freqs``.
+      patch: side of the square patches (pixels) one INR represents.
+      channels: output channels (3 for RGB).
+      w0: SIREN frequency.
+      rho_init: initial ``rho`` of the posterior (std = softplus(rho_init)).
+    """
+
+    hidden: int = 24
+    depth: int = 3
+    num_freqs: int = 6
+    patch: int = 64
+    channels: int = 3
+    w0: float = 30.0
+    rho_init: float = -6.0
+
+    def to_json(self) -> str:
+        return json.dumps(self._asdict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, s: str) -> Arch:
+        return cls(**json.loads(s))
+
+    @property
+    def num_inputs(self) -> int:
+        return 2 + 4 * self.num_freqs
+
+
+def fourier_features(coords, num_freqs: int):
+    """``[x, sin(2^l pi x), cos(2^l pi x)]_{l < num_freqs}`` of coordinates in [-1, 1]."""
+    freqs = (2.0 ** jnp.arange(num_freqs)) * jnp.pi
+    ang = coords[..., :, None] * freqs  # (..., 2, L)
+    ang = ang.reshape(*coords.shape[:-1], -1)
+    return jnp.concatenate([coords, jnp.sin(ang), jnp.cos(ang)], axis=-1)
+
+
+def patch_coords(patch: int):
+    """Pixel-centre coordinates of a ``patch x patch`` grid in [-1, 1], shape ``(patch^2, 2)``."""
+    t = (jnp.arange(patch, dtype=jnp.float32) + 0.5) / patch * 2.0 - 1.0
+    yy, xx = jnp.meshgrid(t, t, indexing="ij")
+    return jnp.stack([yy.ravel(), xx.ravel()], axis=-1)
+
+
+class BayesianDense(nn.Module):
+    """Dense layer with a mean-field Gaussian posterior on its kernel and bias.
+
+    ``__call__(x, key)`` returns a local-reparameterisation sample of the pre-activation
+    (``key=None``: the pre-activation of the posterior means).
+    """
+
+    features: int
+    init_bound: float
+    rho_init: float
+
+    @nn.compact
+    def __call__(self, x, key=None):
+        fan_in = x.shape[-1]
+        uni = lambda b: (lambda k, s: jax.random.uniform(k, s, jnp.float32, -b, b))  # noqa: E731
+        rho = nn.initializers.constant(self.rho_init)
+        w_mean = self.param("kernel_mean", uni(self.init_bound), (fan_in, self.features))
+        w_rho = self.param("kernel_rho", rho, (fan_in, self.features))
+        b_mean = self.param("bias_mean", uni(1.0 / math.sqrt(fan_in)), (self.features,))
+        b_rho = self.param("bias_rho", rho, (self.features,))
+        mean = x @ w_mean + b_mean
+        if key is None:
+            return mean
+        var = (x * x) @ jnp.square(jax.nn.softplus(w_rho)) + jnp.square(jax.nn.softplus(b_rho))
+        return mean + jnp.sqrt(var + 1e-12) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+class BayesianSiren(nn.Module):
+    """SIREN on Fourier features; ``__call__(coords, key)`` -> ``(..., channels)`` values.
+
+    Outputs are centred pixel values (the data are scaled to ``[-0.5, 0.5]``).
+    """
+
+    arch: Arch
+
+    @nn.compact
+    def __call__(self, coords, key=None):
+        a = self.arch
+        h = fourier_features(coords, a.num_freqs)
+        keys = [None] * (a.depth + 1) if key is None else list(jax.random.split(key, a.depth + 1))
+        for i in range(a.depth):
+            bound = 1.0 / h.shape[-1] if i == 0 else math.sqrt(6.0 / h.shape[-1]) / a.w0
+            h = jnp.sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init)(h, keys[i]))
+        bound = math.sqrt(6.0 / h.shape[-1]) / a.w0
+        return BayesianDense(a.channels, bound, a.rho_init)(h, keys[-1])
+
+
+class Layout(NamedTuple):
+    """Flat views of the posterior pytree: means and rhos as vectors of length ``size``.
+
+    Build with :meth:`of`; ``split(params) -> (mean, rho)``, ``join(mean, rho) -> params``.
+    """
+
+    unravel: object  # flat vector (2 * size,) -> params pytree
+    mean_pos: tuple  # positions of means in the raveled vector (static)
+    size: int
+
+    @classmethod
+    def of(cls, params) -> Layout:
+        flat, unravel = ravel_pytree(params)
+        paths = jax.tree_util.tree_flatten_with_path(params)[0]
+        is_mean, pos = [], 0
+        for path, leaf in paths:
+            name = str(path[-1].key)
+            is_mean += [name.endswith("_mean")] * leaf.size
+            pos += leaf.size
+        import numpy as np
+
+        is_mean = np.asarray(is_mean)
+        return cls(unravel, tuple(np.flatnonzero(is_mean).tolist()), int(is_mean.sum()))
+
+    def _idx(self):
+        import numpy as np
+
+        mean_pos = np.asarray(self.mean_pos)
+        rho_pos = np.setdiff1d(np.arange(2 * self.size), mean_pos)
+        return mean_pos, rho_pos
+
+    def split(self, params):
+        flat, _ = ravel_pytree(params)
+        mean_pos, rho_pos = self._idx()
+        return flat[..., mean_pos], flat[..., rho_pos]
+
+    def join(self, mean, rho):
+        mean_pos, rho_pos = self._idx()
+        flat = jnp.zeros(mean.shape[:-1] + (2 * self.size,), mean.dtype)
+        flat = flat.at[..., mean_pos].set(mean).at[..., rho_pos].set(rho)
+        return self.unravel(flat)
+
+
+def kl_bits(mean, std, prior_mean, prior_std):
+    """Elementwise ``KL(N(mean, std^2) || N(prior_mean, prior_std^2))`` in bits."""
+    ratio = jnp.square(std / prior_std)
+    nats = 0.5 * (ratio + jnp.square((mean - prior_mean) / prior_std) - 1.0 - jnp.log(ratio))
+    return nats / math.log(2.0)

@@ -1,0 +1,307 @@
+"""Learning the shared prior by EM, grouping weights into coding blocks, model files.
+
+COMBINER (Guo et al., NeurIPS 2023, section 3.1): the prior ``N(m, s^2)`` over the
+INR weights is learned from training items by (variational) EM. E-step: fit the
+posteriors ``N(mu_i, sigma_i^2)`` of all training patches in parallel (vmap) with the
+beta-controlled loss of :mod:`jrec_inr.fit`; M-step, in closed form::
+
+    m = mean_i mu_i,        s^2 = mean_i (sigma_i^2 + (mu_i - m)^2).
+
+After EM the weights are grouped into coding blocks (section 3.2): a fixed seeded
+permutation, filled greedily so each block holds about ``kappa`` bits of the
+training-set average KL. The prior, the grouping, the architecture and the initial
+per-block beta form a :class:`Model`, saved as an ``.npz`` file; its fingerprint goes
+into every ``.jrec`` header so a decoder with another model refuses the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jrec_inr import data
+from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus
+from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
+
+__all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
+           "bundled_models", "training_patches", "TrainConfig", "ModelError"]
+
+MODEL_FORMAT = 1
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used (missing, corrupt, wrong format)."""
+
+
+class Model(NamedTuple):
+    """Everything encoder and decoder share besides the key.
+
+    Attributes:
+      name: short id stored in ``.jrec`` files (e.g. ``"bpp0.3"``).
+      arch: the INR architecture.
+      kappa: bits per coding block (ORC with ``2^kappa`` candidates).
+      bpp: the bit rate the model was trained for (bits per pixel).
+      prior_mean, prior_std: ``(D,)`` float32 prior.
+      block: ``(D,)`` int32 block of each weight; blocks are coded in order 0, 1, ...
+      log_beta: ``(B,)`` float32 initial per-block log beta for fitting new images.
+      recipe: dict, the training command and settings (provenance).
+    """
+
+    name: str
+    arch: Arch
+    kappa: int
+    bpp: float
+    prior_mean: np.ndarray
+    prior_std: np.ndarray
+    block: np.ndarray
+    log_beta: np.ndarray
+    recipe: dict
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.log_beta.shape[0])
+
+    @property
+    def num_weights(self) -> int:
+        return int(self.prior_mean.shape[0])
+
+    def fingerprint_parts(self) -> dict:
+        """What identifies the model for the ``.jrec`` model fingerprint."""
+        return {"format": MODEL_FORMAT, "name": self.name, "arch": self.arch.to_json(),
+                "kappa": self.kappa, "prior_mean": np.asarray(self.prior_mean, np.float32),
+                "prior_std": np.asarray(self.prior_std, np.float32),
+                "block": np.asarray(self.block, np.int32)}
+
+    def digest(self) -> str:
+        h = hashlib.blake2b(digest_size=8)
+        for k, v in sorted(self.fingerprint_parts().items()):
+            h.update(k.encode())
+            h.update(v.tobytes() if isinstance(v, np.ndarray) else str(v).encode())
+        return h.hexdigest()
+
+
+def save_model(path, model: Model) -> None:
+    """Write a model as ``.npz`` (atomically)."""
+    meta = {"format": MODEL_FORMAT, "name": model.name, "arch": model.arch._asdict(),
+            "kappa": model.kappa, "bpp": model.bpp, "recipe": model.recipe}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, prior_mean=np.asarray(model.prior_mean, np.float32),
+                        prior_std=np.asarray(model.prior_std, np.float32),
+                        block=np.asarray(model.block, np.int32),
+                        log_beta=np.asarray(model.log_beta, np.float32),
+                        meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8))
+    data.atomic_write(path, buf.getvalue())
+
+
+def load_model(path) -> Model:
+    """Read a model file written by :func:`save_model` (checked)."""
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            arrays = {k: z[k] for k in ("prior_mean", "prior_std", "block", "log_beta")}
+    except FileNotFoundError as e:
+        raise ModelError(f"{path}: no such model file") from e
+    except Exception as e:  # zip / json / key errors: not a model file
+        raise ModelError(f"{path}: not a jrec_inr model file ({e})") from e
+    if meta.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}")
+    arch = Arch(**meta["arch"])
+    d = _num_weights(arch)
+    m, s, b, lb = (arrays[k] for k in ("prior_mean", "prior_std", "block", "log_beta"))
+    if m.shape != (d,) or s.shape != (d,) or b.shape != (d,) or lb.ndim != 1:
+        raise ModelError(f"{path}: array shapes do not match the architecture ({d} weights)")
+    if not (np.all(np.isfinite(m)) and np.all(s > 0) and b.min() >= 0 and b.max() < lb.shape[0]):
+        raise ModelError(f"{path}: invalid prior or block table")
+    return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
+                 s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"])
+
+
+def bundled_models() -> dict[str, str]:
+    """``{name: path}`` of the models shipped in ``jrec_inr/models``."""
+    from importlib import resources
+
+    root = resources.files("jrec_inr") / "models"
+    out = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".npz"):
+            out[entry.name[:-4]] = str(entry)
+    return out
+
+
+def _num_weights(arch: Arch) -> int:
+    return init_posterior(arch, jax.random.key(0))[0].shape[0]
+
+
+def init_posterior(arch: Arch, key):
+    """Flat ``(mean, rho)`` of a freshly initialised SIREN (the Flax initialisers)."""
+    params = BayesianSiren(arch).init(key, patch_coords(arch.patch)[:1])["params"]
+    return Layout.of(params).split(params)
+
+
+def layout_of(arch: Arch) -> Layout:
+    params = BayesianSiren(arch).init(jax.random.key(0), patch_coords(arch.patch)[:1])["params"]
+    return Layout.of(params)
+
+
+def m_step(mean, std, floor: float = 1e-6):
+    """Closed-form prior update from posteriors ``(P, D)``: ``(m, s)``, each ``(D,)``."""
+    mean = jnp.asarray(mean)
+    m = jnp.mean(mean, axis=0)
+    var = jnp.mean(jnp.square(std) + jnp.square(mean - m), axis=0)
+    return m, jnp.sqrt(jnp.maximum(var, floor * floor))
+
+
+def group_blocks(avg_kl, kappa: float, seed: int = 0, max_block: int = 64) -> np.ndarray:
+    """Group weights into blocks of about ``kappa`` bits of average KL.
+
+    Walks the weights in a fixed seeded permutation and closes a block when adding the
+    next weight would take its KL further from ``kappa`` than stopping (or when it
+    holds ``max_block`` weights). Returns the ``(D,)`` int32 block of each weight.
+    """
+    avg_kl = np.asarray(avg_kl, np.float64)
+    order = np.random.default_rng(seed).permutation(avg_kl.shape[0])
+    block = np.empty(avg_kl.shape[0], np.int32)
+    b, acc, size = 0, 0.0, 0
+    for i in order:
+        k = max(avg_kl[i], 0.0)
+        if size > 0 and (size >= max_block or abs(acc + k - kappa) > abs(acc - kappa)):
+            b, acc, size = b + 1, 0.0, 0
+        block[i] = b
+        acc += k
+        size += 1
+    return block
+
+
+class TrainConfig(NamedTuple):
+    """Prior training settings (recorded in the model's recipe).
+
+    Attributes:
+      bpp: target bits per pixel.
+      kappa: bits per coding block.
+      num_patches: training patches (drawn once from the pool, seeded).
+      em_iters: EM iterations after the first E-step.
+      first_steps: optimisation steps of the first E-step.
+      steps: optimisation steps of each later E-step (warm-started).
+      seed: seed of the patch draw, initialisation, noise and grouping.
+      fit: the optimiser settings.
+    """
+
+    bpp: float = 0.3
+    kappa: int = 16
+    num_patches: int = 96
+    em_iters: int = 5
+    first_steps: int = 600
+    steps: int = 200
+    seed: int = 0
+    fit: FitConfig = FitConfig()
+
+
+def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
+    """``num`` distinct non-overlapping patches drawn from images, ``(num, patch^2, 3)`` in [0, 1]."""
+    pool = np.concatenate([data.to_patches(data.load_image(p), patch)
+                           for p in paths])
+    if pool.shape[0] < num:
+        raise ValueError(f"only {pool.shape[0]} patches in the training images, asked for {num}")
+    pick = np.random.default_rng(seed).choice(pool.shape[0], num, replace=False)
+    return pool[np.sort(pick)]
+
+
+def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=None,
+                progress: bool = True, recipe: dict | None = None, log=print) -> Model:
+    """EM on training patches ``(T, patch^2, 3)`` in [0, 1]; returns the :class:`Model`.
+
+    Args:
+      patches: training patches.
+      arch: architecture.
+      cfg: :class:`TrainConfig`.
+      name: the model's id.
+      checkpoint: optional ``.npz`` path written after every EM iteration and resumed from
+        if it exists (same settings required).
+      progress: show a progress bar.
+      recipe: provenance stored in the model (command line, data).
+    """
+    from tqdm.auto import tqdm
+
+    layout = layout_of(arch)
+    t = patches.shape[0]
+    budget = cfg.bpp * arch.patch * arch.patch  # bits per patch
+    targets = jnp.asarray(patches, jnp.float32) - 0.5
+    key = jax.random.key(cfg.seed)
+    m0, r0 = init_posterior(arch, jax.random.fold_in(key, 1))
+    mean = jnp.broadcast_to(m0, (t, layout.size))
+    rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
+    prior_m = m0
+    prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
+    log_beta = jnp.full((t, 1), math.log(1e-4), jnp.float32)
+    start = 0
+    settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t}, sort_keys=True)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        with np.load(checkpoint) as z:
+            if bytes(z["settings"]).decode() != settings:
+                raise ValueError(f"{checkpoint}: checkpoint of different settings; delete it to restart")
+            mean, rho, prior_m, prior_s, log_beta = (jnp.asarray(z[k]) for k in
+                                                     ("mean", "rho", "prior_m", "prior_s", "log_beta"))
+            start = int(z["iteration"])
+        log(f"resuming from {checkpoint} at EM iteration {start}")
+    block1 = jnp.zeros(layout.size, jnp.int32)
+    runs = {}
+    total = cfg.first_steps + cfg.em_iters * cfg.steps
+    done = 0 if start == 0 else cfg.first_steps + (start - 1) * cfg.steps
+    bar = tqdm(total=total, initial=done, desc=f"EM {name}", disable=not progress, unit="step")
+    chunk = 50
+    for it in range(start, cfg.em_iters + 1):
+        steps = cfg.first_steps if it == 0 else cfg.steps
+        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([budget], jnp.float32))
+        state = init_state(mean, rho, log_beta, cfg.fit)
+        k_it = jax.random.fold_in(key, 100 + it)
+        left = steps
+        while left > 0:
+            n = min(chunk, left)
+            if n not in runs:
+                runs[n] = fit(arch, layout, cfg.fit, n)
+            state, mse, kl_b = runs[n](state, problem, k_it)
+            left -= n
+            bar.update(n)
+            bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.mean()) / budget * cfg.bpp:.3f}")
+        mean, rho, log_beta = state.mean, state.rho, state.log_beta
+        prior_m, prior_s = m_step(mean, jax.nn.softplus(rho))
+        log(f"EM iteration {it}: train PSNR {_psnr(mse):.2f} dB, KL {float(kl_b.mean()):.1f} bits/patch "
+            f"(target {budget:.1f}), beta {float(jnp.exp(log_beta).mean()):.2e}")
+        if checkpoint is not None:
+            buf = io.BytesIO()
+            np.savez(buf, mean=np.asarray(mean), rho=np.asarray(rho), prior_m=np.asarray(prior_m),
+                     prior_s=np.asarray(prior_s), log_beta=np.asarray(log_beta), iteration=it + 1,
+                     settings=np.frombuffer(settings.encode(), np.uint8))
+            data.atomic_write(checkpoint, buf.getvalue())
+    bar.close()
+    std = jax.nn.softplus(rho)
+    avg_kl = np.asarray(jnp.mean(kl_bits(mean, std, prior_m, prior_s), axis=0))
+    block = group_blocks(avg_kl, cfg.kappa, seed=cfg.seed)
+    nb = int(block.max()) + 1
+    # initial per-block beta for new images: the training beta (median over patches)
+    lb = np.full(nb, float(jnp.median(log_beta)), np.float32)
+    rec = dict(recipe or {})
+    rec.update({"train": _cfg_dict(cfg), "num_training_patches": int(t),
+                "avg_kl_bits_per_patch": float(avg_kl.sum()), "num_blocks": nb,
+                "created": time.strftime("%Y-%m-%d")})
+    return Model(name, arch, cfg.kappa, cfg.bpp, np.asarray(prior_m, np.float32),
+                 np.asarray(prior_s, np.float32), block, lb, rec)
+
+
+def _psnr(mse) -> float:
+    return float(-10.0 * jnp.log10(jnp.mean(mse)))
+
+
+def _cfg_dict(cfg: TrainConfig) -> dict:
+    d = cfg._asdict()
+    d["fit"] = cfg.fit._asdict()
+    return d
