@@ -192,6 +192,7 @@ class TrainConfig(NamedTuple):
       first_steps: optimisation steps of the first E-step.
       steps: optimisation steps of each later E-step (warm-started).
       seed: seed of the patch draw, initialisation, noise and grouping.
+      beta_init: initial beta (adapted every ``fit.beta_every`` steps by ``fit.beta_factor``).
       fit: the optimiser settings.
     """
 
@@ -202,7 +203,8 @@ class TrainConfig(NamedTuple):
     first_steps: int = 600
     steps: int = 200
     seed: int = 0
-    fit: FitConfig = FitConfig()
+    beta_init: float = 3e-3
+    fit: FitConfig = FitConfig(beta_factor=1.15)
 
 
 def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
@@ -241,7 +243,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
     prior_m = m0
     prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
-    log_beta = jnp.full((t, 1), math.log(1e-4), jnp.float32)
+    log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
     start = 0
     settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t}, sort_keys=True)
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -260,7 +262,14 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     chunk = 50
     for it in range(start, cfg.em_iters + 1):
         steps = cfg.first_steps if it == 0 else cfg.steps
-        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([budget], jnp.float32))
+        # E-step 0 fits the patches freely (beta ~ 0): its M-step gives a data-driven first
+        # prior; later E-steps trade distortion against KL with beta control.
+        target_kl = 1e30 if it == 0 else budget
+        if it == 0:
+            log_beta = jnp.full((t, 1), math.log(1e-9), jnp.float32)
+        elif it == 1:
+            log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
+        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32))
         state = init_state(mean, rho, log_beta, cfg.fit)
         k_it = jax.random.fold_in(key, 100 + it)
         left = steps

@@ -1,0 +1,316 @@
+"""``jrec-inr``: compress / decompress images with the COMBINER codec, train priors, evaluate.
+
+Usage::
+
+    jrec-inr compress [IMAGE] [OUT.jrec] --bpp 0.3      # default IMAGE: the bundled demo crop
+    jrec-inr decompress IN.jrec OUT.png
+    jrec-inr train-prior --bpp 0.3 --out model.npz --images a.png b.png ...
+    jrec-inr eval IMAGE ... --bpp 0.1 0.3 0.6 --out rd.json --plot rd.png --baselines
+
+Errors (unreadable or non-RGB images, unsupported bit rates, corrupt or truncated
+files, a file from another model) are reported in one line on stderr with exit status
+2; output files are written through a temporary file and a rename, so a failed run
+leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["main", "evaluate"]
+
+
+def _codec_config(args):
+    from jrec_inr.codec import CodecConfig
+
+    return CodecConfig(fit_steps=args.steps, finetune_steps=args.finetune_steps, seed=args.seed)
+
+
+def _model(args):
+    from jrec_inr.codec import select_model
+    from jrec_inr.prior import load_model
+
+    return load_model(args.model) if args.model else select_model(args.bpp)
+
+
+def cmd_compress(args) -> int:
+    from jrec_inr import codec, data
+
+    image = data.load_image(args.image)
+    model = _model(args)
+    res = codec.compress(image, model, _codec_config(args), progress=not args.quiet)
+    data.atomic_write(args.out, res.data)
+    if args.recon:
+        data.save_png(args.recon, res.image)
+    s = res.stats
+    print(f"{args.out}: {s['bytes']} bytes, {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB "
+          f"(model {s['model']}, {s['patches']} patches x {s['blocks']} blocks of {s['kappa']} bits), "
+          f"encoded in {s['encode_seconds']:.1f} s")
+    if args.json:
+        data.atomic_write(args.json, json.dumps(s, indent=2).encode())
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from jrec_inr import codec, data
+    from jrec_inr.prior import load_model
+
+    with open(args.input, "rb") as f:
+        blob = f.read()
+    model = load_model(args.model) if args.model else None
+    img, info = codec.decompress(blob, model)
+    data.save_png(args.out, img)
+    print(f"{args.out}: {img.shape[1]}x{img.shape[0]}, model {info['model']}, "
+          f"decoded in {info['decode_seconds']:.2f} s")
+    return 0
+
+
+def cmd_train_prior(args) -> int:
+    from jrec_inr import prior
+    from jrec_inr.fit import FitConfig
+    from jrec_inr.model import Arch
+
+    arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch)
+    exclude = set(args.exclude or [])
+    paths = [p for p in args.images if os.path.basename(p).split(".")[0] not in exclude]
+    if not paths:
+        raise SystemExit("error: no training images left after --exclude")
+    cfg = prior.TrainConfig(bpp=args.bpp, kappa=args.kappa, num_patches=args.num_patches,
+                            em_iters=args.em_iters, first_steps=args.first_steps, steps=args.steps,
+                            seed=args.seed, beta_init=args.beta_init,
+                            fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor))
+    patches = prior.training_patches(paths, arch.patch, cfg.num_patches, cfg.seed)
+    t0 = time.perf_counter()
+    recipe = {"command": "jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "images": [os.path.basename(p) for p in paths], "excluded": sorted(exclude),
+              "machine": _machine()}
+    model = prior.train_prior(patches, arch, cfg, name=args.name or f"bpp{args.bpp:g}",
+                              checkpoint=args.checkpoint, progress=not args.quiet, recipe=recipe)
+    model.recipe["train_seconds"] = round(time.perf_counter() - t0, 1)
+    prior.save_model(args.out, model)
+    print(f"{args.out}: model {model.name}, {model.num_weights} weights in {model.num_blocks} blocks "
+          f"of ~{model.kappa} bits, {model.recipe['train_seconds']} s")
+    return 0
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, finetune_steps=4,
+             seed=0, models=None, time_budget=None, progress=False, log=print) -> dict:
+    """Compress, write, read back and decode every image at every bit rate; CompressAI-style JSON.
+
+    Args:
+      images: image paths.
+      bpps: requested bit rates (each picks a bundled model unless ``models`` maps it).
+      out: JSON path, rewritten after every image (runs can be resumed: finished
+        ``(image, bpp)`` pairs found in it are kept).
+      plot: RD plot path (PNG).
+      baselines: also code each image with JPEG, WebP and JPEG 2000 at the achieved bpp.
+      time_budget: seconds after which no new image is started.
+      models: optional ``{bpp: Model}``.
+    """
+    from jrec_inr import codec, data, metrics
+    from jrec_inr.codec import CodecConfig
+
+    t_start = time.perf_counter()
+    cfg = CodecConfig(fit_steps=steps, finetune_steps=finetune_steps, seed=seed)
+    rows, base = [], []
+    if out and os.path.exists(out):
+        with open(out) as f:
+            old = json.load(f)
+        rows, base = old.get("per_image", []), old.get("baselines_per_image", [])
+    done = {(r["image"], r["target_bpp"]) for r in rows}
+    models = models or {}
+    stopped = False
+    for bpp in bpps:
+        model = models.get(bpp) or codec.select_model(bpp)
+        for path in images:
+            name = os.path.basename(path)
+            if (name, bpp) in done:
+                continue
+            if time_budget is not None and time.perf_counter() - t_start > time_budget:
+                stopped = True
+                break
+            img = data.load_image(path)
+            res = codec.compress(img, model, cfg, progress=progress)
+            with tempfile.TemporaryDirectory() as tmp:
+                f = os.path.join(tmp, "x.jrec")
+                data.atomic_write(f, res.data)
+                size = os.path.getsize(f)
+                with open(f, "rb") as fh:
+                    dec, info = codec.decompress(fh.read(), model)
+            if not np.array_equal(dec, res.image):
+                raise RuntimeError(f"{name}: decoded image differs from the encoder's reconstruction")
+            orig = data.to_uint8(img)
+            row = {"image": name, "target_bpp": bpp, "model": model.name,
+                   "bpp": 8 * size / (img.shape[0] * img.shape[1]), "psnr": metrics.psnr(orig, dec),
+                   "ms_ssim": metrics.ms_ssim(orig, dec), "encoding_time": res.stats["encode_seconds"],
+                   "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],
+                   "blocks": res.stats["blocks"], "patches": res.stats["patches"],
+                   "fit_kl_bits_per_block": res.stats["fit_kl_bits_per_block"]}
+            rows.append(row)
+            log(f"{name} @ {bpp:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
+                f"encode {row['encoding_time']:.0f} s, decode {row['decoding_time']:.2f} s")
+            if baselines:
+                for c in ("jpeg", "webp", "jpeg2000"):
+                    b = metrics.match_bpp(orig, c, row["bpp"])
+                    b.update(image=name, target_bpp=bpp)
+                    base.append(b)
+            result = _summary(rows, base, steps, finetune_steps, stopped=False)
+            if out:
+                data.atomic_write(out, json.dumps(result, indent=1).encode())
+        if stopped:
+            break
+    result = _summary(rows, base, steps, finetune_steps, stopped=stopped)
+    if out:
+        data.atomic_write(out, json.dumps(result, indent=1).encode())
+    if plot:
+        published = _published()
+        metrics.rd_plot(plot, rows, base, published, title="Kodak" if published else "")
+    return result
+
+
+def _published():
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "shared", "reference", "published_rd.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f).get("kodak", {})
+
+
+def _summary(rows, base, steps, finetune_steps, stopped) -> dict:
+    groups = sorted({r["target_bpp"] for r in rows})
+    res = {k: [] for k in ("target_bpp", "bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time",
+                           "decoding_time", "num_images")}
+    for g in groups:
+        rs = [r for r in rows if r["target_bpp"] == g]
+        ms = [r["ms_ssim"] for r in rs if r["ms_ssim"] is not None]
+        res["target_bpp"].append(g)
+        res["bpp"].append(float(np.mean([r["bpp"] for r in rs])))
+        res["psnr-rgb"].append(float(np.mean([r["psnr"] for r in rs])))
+        res["ms-ssim-rgb"].append(float(np.mean(ms)) if ms else None)
+        res["encoding_time"].append(float(np.mean([r["encoding_time"] for r in rs])))
+        res["decoding_time"].append(float(np.mean([r["decoding_time"] for r in rs])))
+        res["num_images"].append(len(rs))
+    out = {"name": "jrec-combiner", "description": f"COMBINER (Bayesian SIREN + ORC), {steps} fit steps, "
+           f"{finetune_steps} fine-tuning steps per block", "machine": _machine(),
+           "results": res, "per_image": rows, "baselines_per_image": base, "time_budget_hit": stopped}
+    if base:
+        out["baselines"] = {}
+        for c in sorted({b["codec"] for b in base}):
+            bs = [b for b in base if b["codec"] == c]
+            out["baselines"][c] = {
+                "target_bpp": groups,
+                "bpp": [float(np.mean([b["bpp"] for b in bs if b["target_bpp"] == g])) for g in groups],
+                "psnr-rgb": [float(np.mean([b["psnr"] for b in bs if b["target_bpp"] == g])) for g in groups]}
+    return out
+
+
+def cmd_eval(args) -> int:
+    from jrec_inr.prior import load_model
+
+    models = {args.bpp[0]: load_model(args.model)} if args.model else None
+    if args.model and len(args.bpp) != 1:
+        raise SystemExit("error: --model goes with a single --bpp")
+    res = evaluate(args.images, args.bpp, out=args.out, plot=args.plot, baselines=args.baselines,
+                   steps=args.steps, finetune_steps=args.finetune_steps, seed=args.seed, models=models,
+                   time_budget=args.time_budget, progress=not args.quiet)
+    r = res["results"]
+    for i, g in enumerate(r["target_bpp"]):
+        print(f"bpp {g:g}: {r['num_images'][i]} images, {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB, "
+              f"encode {r['encoding_time'][i]:.0f} s, decode {r['decoding_time'][i]:.2f} s")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from jrec_inr.data import demo_image
+
+    p = argparse.ArgumentParser(prog="jrec-inr", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def coding_opts(q):
+        q.add_argument("--steps", type=int, default=600, help="fitting steps before coding")
+        q.add_argument("--finetune-steps", type=int, default=4, help="fine-tuning steps after each block")
+        q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("compress", help="image -> .jrec")
+    c.add_argument("image", nargs="?", default=demo_image(), help="RGB image (default: bundled demo crop)")
+    c.add_argument("out", nargs="?", default="demo.jrec", help="output .jrec file")
+    c.add_argument("--bpp", type=float, default=0.3, help="target bits per pixel (selects the model)")
+    c.add_argument("--model", help="model .npz instead of the bundled one for --bpp")
+    c.add_argument("--recon", help="also write the reconstruction (PNG)")
+    c.add_argument("--json", help="write the encoder's statistics (JSON)")
+    coding_opts(c)
+    c.set_defaults(func=cmd_compress)
+
+    d = sub.add_parser("decompress", help=".jrec -> PNG")
+    d.add_argument("input")
+    d.add_argument("out")
+    d.add_argument("--model", help="model .npz (default: the bundled model named in the file)")
+    d.set_defaults(func=cmd_decompress)
+
+    t = sub.add_parser("train-prior", help="learn a prior and block grouping by EM")
+    t.add_argument("--bpp", type=float, required=True)
+    t.add_argument("--out", required=True, help="model .npz")
+    t.add_argument("--images", nargs="+", required=True, help="training images")
+    t.add_argument("--exclude", nargs="*", help="image stems to leave out (e.g. kodim01)")
+    t.add_argument("--name", help="model id (default bpp<B>)")
+    t.add_argument("--hidden", type=int, default=24)
+    t.add_argument("--depth", type=int, default=3)
+    t.add_argument("--num-freqs", type=int, default=6)
+    t.add_argument("--patch", type=int, default=64)
+    t.add_argument("--kappa", type=int, default=16)
+    t.add_argument("--num-patches", type=int, default=96)
+    t.add_argument("--em-iters", type=int, default=5)
+    t.add_argument("--first-steps", type=int, default=600)
+    t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--beta-init", type=float, default=3e-3)
+    t.add_argument("--beta-factor", type=float, default=1.15)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint", help="resumable EM checkpoint (.npz)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train_prior)
+
+    e = sub.add_parser("eval", help="rate-distortion evaluation (JSON + RD plot)")
+    e.add_argument("images", nargs="+")
+    e.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6])
+    e.add_argument("--model", help="model .npz (with a single --bpp)")
+    e.add_argument("--out", default="rd.json")
+    e.add_argument("--plot", help="RD plot (PNG)")
+    e.add_argument("--baselines", action="store_true", help="JPEG / WebP / JPEG 2000 at matched bpp")
+    e.add_argument("--time-budget", type=float, help="seconds; no new image starts after it")
+    coding_opts(e)
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv=None) -> int:
+    import jrec
+    from jrec_inr.codec import CodecError
+    from jrec_inr.data import ImageError
+    from jrec_inr.prior import ModelError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ImageError, CodecError, ModelError, jrec.JrecError, OSError) as e:
+        print(f"jrec-inr {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
