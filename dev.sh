@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # jrec developer entry point: creates (or reuses) a virtual environment, installs what
 # the chosen command needs, and runs it.
-#   bash dev.sh demo [--n 2000 --bits 3]   main job: code Gaussian latents with every sampler
+#   bash dev.sh demo [--bpp 0.3]            main job: compress the bundled demo image with the
+#                                           INR codec (demo.jrec), decode it back (demo-decoded.png)
+#   bash dev.sh latents [--n 2000 --bits 3] code Gaussian latents with every sampler (.jrec files)
 #   bash dev.sh test [pytest args]          lint (ruff) + the whole test suite
 #   bash dev.sh bench [args]                benchmarks/samplers.py (JSON + PNG in benchmarks/results)
 set -euo pipefail
@@ -22,10 +24,14 @@ ensure() {  # ensure <extras>: venv with the project installed editable with tho
 
 cmd="${1:-}"; shift || true
 case "$cmd" in
-  demo)  ensure test; exec "$VENV/bin/python" -m jrec.demo "$@" ;;
+  demo)  ensure test
+         "$VENV/bin/jrec-inr" compress "$("$VENV/bin/python" -c 'import jrec_inr.data as d; print(d.demo_image())')" \
+           demo.jrec --recon demo-recon.png "$@"
+         exec "$VENV/bin/jrec-inr" decompress demo.jrec demo-decoded.png ;;
+  latents) ensure test; exec "$VENV/bin/python" -m jrec.demo "$@" ;;
   test)  ensure test
          "$VENV/bin/ruff" check jrec jrec_inr tests benchmarks
          exec "$VENV/bin/python" -m pytest -q -n 2 --durations=15 "$@" ;;
   bench) ensure bench; exec "$VENV/bin/python" benchmarks/samplers.py "$@" ;;
-  *) echo "usage: bash dev.sh {demo|test|bench} [args]" >&2; exit 2 ;;
+  *) echo "usage: bash dev.sh {demo|latents|test|bench} [args]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 """Render benchmarks/results/*.json as the Markdown tables quoted in README.md.
 
-    python benchmarks/readme_table.py [--write]   # --write replaces the BENCH, CODELENGTH and
-                                                  # SCALE blocks of README.md
+    python benchmarks/readme_table.py [--write]   # --write replaces the BENCH, CODELENGTH,
+                                                  # SCALE and RD blocks of README.md
 """
 
 from __future__ import annotations
@@ -131,6 +131,33 @@ def render_scale(data) -> str:
     return "\n".join(lines)
 
 
+def render_rd(data) -> str:
+    m = data.get("machine", {})
+    r = data["results"]
+    base = data.get("baselines", {})
+    lines = [
+        f"Measured by `{data.get('command', 'python benchmarks/rd_kodak.py')}` on {m.get('cpu', '?')}, "
+        f"{m.get('cores', '?')} cores (CPU only). Images: "
+        f"{', '.join(sorted({p['image'].split('.')[0] for p in data['per_image']}))} (full resolution; "
+        "held out from prior training). bpp = file size x 8 / pixels; baselines coded at the "
+        "same bpp per image (Pillow).",
+        "",
+        "| target bpp | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | JPEG 2000 dB | "
+        "encode s | decode s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, g in enumerate(r["target_bpp"]):
+        def b(c):
+            v = base.get(c, {}).get("psnr-rgb", [None] * len(r["target_bpp"]))[i]
+            return "–" if v is None else f"{v:.2f}"
+        ms = r["ms-ssim-rgb"][i]
+        lines.append(f"| {g:g} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
+                     f"{'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | {b('webp')} | {b('jpeg2000')} | "
+                     f"{r['encoding_time'][i]:.0f} | {r['decoding_time'][i]:.2f} |")
+    lines += ["", "![rd](benchmarks/results/rd_kodak.png)"]
+    return "\n".join(lines)
+
+
 def _replace(text: str, tag: str, table: str) -> str:
     pattern = rf"<!-- {tag} -->.*<!-- /{tag} -->"
     if not re.search(pattern, text, flags=re.S):
@@ -145,7 +172,7 @@ def main():
     res = os.path.join(HERE, "results")
     tables = {}
     for tag, name, fn in (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
-                          ("SCALE", "scale", render_scale)):
+                          ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd)):
         path = os.path.join(res, name + ".json")
         if os.path.exists(path):
             with open(path) as f:

@@ -58,6 +58,7 @@ class CodecConfig(NamedTuple):
       fit_steps: optimisation steps before coding.
       finetune_steps: steps of fine-tuning the uncoded weights after each coded block.
       seed: seed of the shared key (stored in the file).
+      init_std_ratio: the posterior starts at the prior mean with this fraction of its std.
       fit: optimiser settings.
       chunk: steps per jitted call (progress bar granularity).
     """
@@ -65,6 +66,7 @@ class CodecConfig(NamedTuple):
     fit_steps: int = 600
     finetune_steps: int = 4
     seed: int = 0
+    init_std_ratio: float = 0.5
     fit: FitConfig = FitConfig()
     chunk: int = 50
 
@@ -222,7 +224,7 @@ def read_meta(blob: bytes) -> dict:
             "model": meta[_META.size:].decode("utf-8", "replace"), "kappa": header.options.get("kappa")}
 
 
-def compress(image, model: Model, cfg: CodecConfig = CodecConfig(), *, progress: bool = True,
+def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: bool = True,
              log=None) -> Result:
     """Compress an ``(H, W, 3)`` float image in ``[0, 1]`` with ``model``.
 
@@ -231,6 +233,7 @@ def compress(image, model: Model, cfg: CodecConfig = CodecConfig(), *, progress:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
+    cfg = CodecConfig() if cfg is None else cfg
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[-1] != model.arch.channels or 0 in image.shape:
         raise data.ImageError(f"expected an (H, W, {model.arch.channels}) image, got {image.shape}")
@@ -244,7 +247,7 @@ def compress(image, model: Model, cfg: CodecConfig = CodecConfig(), *, progress:
                       jnp.asarray(model.prior_std), jnp.asarray(model.block),
                       jnp.full((nb,), float(model.kappa), jnp.float32))
     mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (num_patches, layout.size))
-    std0 = jnp.minimum(jnp.asarray(model.prior_std), jax.nn.softplus(arch.rho_init))
+    std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
     rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
     log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
     state = init_state(mean, rho, log_beta, cfg.fit)

@@ -6,8 +6,9 @@ The loss of one patch is the COMBINER objective (Guo et al., NeurIPS 2023, eq. 4
            + sum_b beta_b * KL_b / num_pixels,
 
 with ``KL_b`` the KL in bits of the posterior to the prior over the weights of coding
-block ``b``. Every ``beta_every`` steps each ``beta_b`` is multiplied by
-``beta_factor`` if ``KL_b`` exceeds its target and divided by it otherwise, so that
+block ``b``. Every ``beta_every`` steps each ``log beta_b`` moves by
+``beta_gain * (KL_b - target_b) / target_b``, clipped to ``+-log(beta_factor)``
+(COMBINER's multiplicative rule far from the target, proportional near it), so that
 each block ends up carrying about its target KL (kappa = 16 bits when coding; the
 whole bit budget in one block when learning a prior).
 
@@ -39,16 +40,21 @@ class FitConfig(NamedTuple):
     """Optimisation settings (static).
 
     Attributes:
-      lr: Adam learning rate.
+      lr: Adam learning rate of the posterior means.
+      rho_lr_mult: learning-rate multiplier of the ``rho`` (std) parameters, so posterior
+        widths reach the prior's scale in a few hundred steps.
       pixels_per_step: pixels drawn (with replacement) per patch and step.
       beta_every: steps between beta updates.
-      beta_factor: multiplicative beta update.
+      beta_factor: largest multiplicative beta change per update.
+      beta_gain: proportional gain of the beta update (on the relative KL error).
     """
 
     lr: float = 2e-3
+    rho_lr_mult: float = 10.0
     pixels_per_step: int = 1024
     beta_every: int = 5
     beta_factor: float = 1.1
+    beta_gain: float = 0.5
 
 
 class Problem(NamedTuple):
@@ -94,7 +100,17 @@ def inverse_softplus(y):
 
 
 def _optimizer(cfg: FitConfig):
-    return optax.adam(cfg.lr)
+    return optax.chain(optax.scale_by_adam(), _scale_pair(-cfg.lr, -cfg.lr * cfg.rho_lr_mult))
+
+
+def _scale_pair(a: float, b: float):
+    """Scale the updates of ``(mean, rho)`` by ``(a, b)``."""
+
+    def update(updates, state, params=None):
+        del params
+        return (updates[0] * a, updates[1] * b), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
 
 
 def init_state(mean, rho, log_beta, cfg: FitConfig, frozen=None) -> FitState:
@@ -146,8 +162,9 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
         mean = jnp.where(state.frozen, state.mean, mean)
         rho = jnp.where(state.frozen, FROZEN_RHO, rho)
         adjust = (state.step + 1) % cfg.beta_every == 0
-        direction = jnp.sign(kl_b - problem.kl_target)
-        log_beta = state.log_beta + jnp.where(adjust, log_factor * direction, 0.0)
+        rel = (kl_b - problem.kl_target) / jnp.maximum(problem.kl_target, 1.0)
+        delta = jnp.clip(cfg.beta_gain * rel, -log_factor, log_factor)
+        log_beta = state.log_beta + jnp.where(adjust, delta, 0.0)
         new = FitState(mean, rho, state.frozen, log_beta, opt_state, state.step + 1)
         return new, (mse, kl_b)
 

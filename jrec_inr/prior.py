@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrec_inr import data
-from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus
+from jrec_inr.fit import FitConfig, Problem, fit, init_state
 from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
 __all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
@@ -160,24 +160,30 @@ def m_step(mean, std, floor: float = 1e-6):
     return m, jnp.sqrt(jnp.maximum(var, floor * floor))
 
 
-def group_blocks(avg_kl, kappa: float, seed: int = 0, max_block: int = 64) -> np.ndarray:
-    """Group weights into blocks of about ``kappa`` bits of average KL.
+def group_blocks(avg_kl, num_blocks: int, seed: int = 0, size_weight: float = 0.1) -> np.ndarray:
+    """Group weights into ``num_blocks`` blocks of about equal average KL.
 
-    Walks the weights in a fixed seeded permutation and closes a block when adding the
-    next weight would take its KL further from ``kappa`` than stopping (or when it
-    holds ``max_block`` weights). Returns the ``(D,)`` int32 block of each weight.
+    The weights are walked in a fixed seeded permutation and cut into contiguous runs at
+    equal steps of a cumulative measure: ``1 - size_weight`` of it the weight's share of
+    the total average KL, ``size_weight`` its share of the weight count (so blocks of
+    near-zero-KL weights stay small). Block ``b`` is the run whose midpoints fall in
+    ``[b, b + 1) / num_blocks``. Returns the ``(D,)`` int32 block of each weight; every
+    block is non-empty (runs that would be empty are dropped, so fewer blocks can result
+    only when a single weight holds more than one block's share).
     """
-    avg_kl = np.asarray(avg_kl, np.float64)
-    order = np.random.default_rng(seed).permutation(avg_kl.shape[0])
-    block = np.empty(avg_kl.shape[0], np.int32)
-    b, acc, size = 0, 0.0, 0
-    for i in order:
-        k = max(avg_kl[i], 0.0)
-        if size > 0 and (size >= max_block or abs(acc + k - kappa) > abs(acc - kappa)):
-            b, acc, size = b + 1, 0.0, 0
-        block[i] = b
-        acc += k
-        size += 1
+    avg_kl = np.maximum(np.asarray(avg_kl, np.float64), 0.0)
+    d = avg_kl.shape[0]
+    if not 1 <= num_blocks <= d:
+        raise ValueError(f"num_blocks must be in [1, {d}], got {num_blocks}")
+    order = np.random.default_rng(seed).permutation(d)
+    total = avg_kl.sum()
+    share = avg_kl[order] / total if total > 0 else np.full(d, 1.0 / d)
+    u = (1.0 - size_weight) * share + size_weight / d
+    mid = np.cumsum(u) - u / 2
+    raw = np.minimum((mid * num_blocks).astype(np.int64), num_blocks - 1)
+    _, dense = np.unique(raw, return_inverse=True)  # drop empty runs, keep order
+    block = np.empty(d, np.int32)
+    block[order] = dense.astype(np.int32)
     return block
 
 
@@ -294,7 +300,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     bar.close()
     std = jax.nn.softplus(rho)
     avg_kl = np.asarray(jnp.mean(kl_bits(mean, std, prior_m, prior_s), axis=0))
-    block = group_blocks(avg_kl, cfg.kappa, seed=cfg.seed)
+    block = group_blocks(avg_kl, max(1, round(budget / cfg.kappa)), seed=cfg.seed)
     nb = int(block.max()) + 1
     # initial per-block beta for new images: the training beta (median over patches)
     lb = np.full(nb, float(jnp.median(log_beta)), np.float32)

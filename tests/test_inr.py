@@ -1,0 +1,303 @@
+"""jrec_inr: fitting, EM prior, grouping, beta control, progressive ORC coding, round trips, CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jrec
+from jrec_inr import cli, codec, data, prior
+from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses
+from jrec_inr.model import FROZEN_RHO, Arch, kl_bits
+
+TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16)
+
+
+def _image(h=24, w=37, seed=0):
+    """A smooth test image with some texture (float32 in [0, 1])."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / 16.0
+    img = np.stack([0.5 + 0.3 * np.sin(3 * x + c) * np.cos(2 * y - c) for c in range(3)], -1)
+    return np.clip(img + 0.02 * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    patches = np.concatenate([data.to_patches(_image(32, 32, s), TINY.patch) for s in range(3)])
+    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=12, em_iters=1, first_steps=60, steps=40)
+    return prior.train_prior(patches, TINY, cfg, name="tiny", progress=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tiny_model, tmp_path_factory):
+    d = tmp_path_factory.mktemp("inr")
+    mpath = d / "tiny.npz"
+    prior.save_model(mpath, tiny_model)
+    img = _image()
+    res = codec.compress(img, tiny_model, codec.CodecConfig(fit_steps=40, finetune_steps=2, chunk=20),
+                         progress=False)
+    return mpath, img, res
+
+
+def _problem(model, patches, kappa):
+    return Problem(jnp.asarray(patches) - 0.5, jnp.asarray(model.prior_mean), jnp.asarray(model.prior_std),
+                   jnp.asarray(model.block), jnp.full((model.num_blocks,), float(kappa), jnp.float32))
+
+
+# -- building blocks ---------------------------------------------------------------------------
+
+
+def test_patches_round_trip_any_size():
+    img = _image(23, 41)
+    p = data.to_patches(img, 16)
+    assert p.shape == (2 * 3, 256, 3)
+    np.testing.assert_array_equal(data.from_patches(p, img.shape, 16), img)
+
+
+def test_kl_bits_matches_closed_form():
+    m, s, pm, ps = 0.3, 0.2, -0.1, 0.5
+    nats = math.log(ps / s) + (s * s + (m - pm) ** 2) / (2 * ps * ps) - 0.5
+    assert float(kl_bits(m, s, pm, ps)) == pytest.approx(nats / math.log(2), rel=1e-5)
+    assert float(kl_bits(pm, ps, pm, ps)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_m_step_closed_form_hand_example():
+    mean = jnp.array([[1.0, 0.0], [3.0, 0.0]])
+    std = jnp.array([[1.0, 2.0], [1.0, 2.0]])
+    m, s = prior.m_step(mean, std)
+    # m = (1+3)/2 = 2; var = mean(sigma^2) + mean((mu-m)^2) = 1 + 1 = 2 ; second weight: 4 + 0
+    np.testing.assert_allclose(np.asarray(m), [2.0, 0.0])
+    np.testing.assert_allclose(np.asarray(s), [math.sqrt(2.0), 2.0], rtol=1e-6)
+
+
+def test_grouping_respects_kl_budget():
+    rng = np.random.default_rng(1)
+    kl = rng.exponential(0.7, 2000)
+    kl[rng.random(2000) < 0.3] = 1e-4  # many weights the data barely use
+    nb = round(kl.sum() / 16.0)
+    block = prior.group_blocks(kl, nb, seed=3)
+    sums = np.bincount(block, weights=kl)
+    sizes = np.bincount(block)
+    assert block.max() + 1 == nb and sizes.min() >= 1
+    # every block holds its share of the total KL, up to the largest single weight's KL
+    # and the weight-count term (10% of the measure)
+    share = kl.sum() / nb
+    assert np.all(np.abs(sums - share) <= kl.max() + 0.1 * share + 1e-9), np.abs(sums - share).max()
+    assert sizes.max() <= 2.5 * 2000 / nb
+    np.testing.assert_array_equal(block, prior.group_blocks(kl, nb, seed=3))
+    assert not np.array_equal(block, prior.group_blocks(kl, nb, seed=4))
+    with pytest.raises(ValueError):
+        prior.group_blocks(kl, 0)
+
+
+def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
+    layout = prior.layout_of(TINY)
+    patches = data.to_patches(_image(32, 32, 5), TINY.patch)
+    problem = _problem(tiny_model, patches, tiny_model.kappa)
+    p = patches.shape[0]
+    cfg = FitConfig()
+    mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
+    rho = jnp.full((p, layout.size), -5.0)
+    state = init_state(mean, rho, jnp.full((p, tiny_model.num_blocks), math.log(1e-3)), cfg)
+    full = FitConfig(pixels_per_step=TINY.patch**2)
+    loss = jax.vmap(losses(TINY, layout, full), (0, 0, 0, 0, 0, None, None))
+
+    def total(s):
+        vals = [loss(s.mean, s.rho, s.frozen, s.log_beta, problem.targets, jax.random.key(k), problem)[0]
+                for k in range(4)]
+        return float(jnp.mean(jnp.stack(vals)))
+
+    run = fit(TINY, layout, cfg, 25)
+    before = total(state)
+    for i in range(4):
+        state, _, _ = run(state, problem, jax.random.key(i))
+    assert total(state) < 0.7 * before
+    assert run._cache_size() == 1, "the jitted fitting loop retraced"
+
+
+def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
+    layout = prior.layout_of(TINY)
+    patches = data.to_patches(_image(32, 32, 6), TINY.patch)
+    kappa = float(tiny_model.kappa)
+    problem = _problem(tiny_model, patches, kappa)
+    p, nb = patches.shape[0], tiny_model.num_blocks
+    mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
+    # posteriors far narrower than the prior: every block starts far above kappa
+    state = init_state(mean, jnp.full((p, layout.size), -9.0), jnp.full((p, nb), math.log(1e-3)),
+                       FitConfig(beta_factor=1.3))
+    run = fit(TINY, layout, FitConfig(beta_factor=1.3), 400)
+    _, _, kl0 = fit(TINY, layout, FitConfig(), 1)(state, problem, jax.random.key(0))
+    state2, _, kl1 = run(state, problem, jax.random.key(1))
+    err0 = float(jnp.mean(jnp.abs(kl0 - kappa)))
+    err1 = float(jnp.mean(jnp.abs(kl1 - kappa)))
+    assert err1 < 0.3 * err0, (err0, err1)
+    assert float(jnp.mean(state2.log_beta)) > math.log(1e-3) + 1.0  # beta went up
+
+
+def test_progressive_coding_freezes_coded_weights(tiny_model):
+    layout = prior.layout_of(TINY)
+    patches = data.to_patches(_image(32, 32, 7), TINY.patch)
+    problem = _problem(tiny_model, patches, tiny_model.kappa)
+    p, nb = patches.shape[0], tiny_model.num_blocks
+    cfg = FitConfig()
+    mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
+    rho = jnp.broadcast_to(inverse_softplus(jnp.asarray(tiny_model.prior_std) * 0.5), (p, layout.size))
+    state = init_state(mean, rho, jnp.broadcast_to(jnp.asarray(tiny_model.log_beta), (p, nb)), cfg)
+    pos, mask = codec._tables(tiny_model)
+    code_block = codec._make_block_coder(tiny_model, pos, mask)
+    key = jax.random.key(11)
+    run = fit(TINY, layout, cfg, 10)
+    state, idx0 = code_block(state, jnp.int32(0), key)
+    state, idx1 = code_block(state, jnp.int32(1), key)
+    in_01 = np.isin(tiny_model.block, [0, 1])
+    frozen = np.asarray(state.frozen)
+    assert frozen[:, in_01].all() and not frozen[:, ~in_01].any()
+    coded = np.asarray(state.mean)[:, in_01]
+    assert np.all(np.asarray(state.rho)[:, in_01] == FROZEN_RHO)
+    state, _, _ = run(state, problem, jax.random.key(3))
+    np.testing.assert_array_equal(np.asarray(state.mean)[:, in_01], coded)
+    # uncoded weights did move, and the coded values are the decoder's samples
+    assert not np.array_equal(np.asarray(state.mean)[:, ~in_01], np.asarray(mean)[:, ~in_01])
+    w = np.asarray(codec._weights_from_indices(
+        tiny_model, 11, jnp.stack([idx0, idx1] + [jnp.zeros_like(idx0)] * (nb - 2), 1)))
+    np.testing.assert_array_equal(w[:, in_01], coded)
+
+
+# -- codec -------------------------------------------------------------------------------------
+
+
+def test_round_trip_is_bitwise_and_bpp_is_file_size(tiny_model, tiny_file, tmp_path):
+    _, img, res = tiny_file
+    assert res.image.shape == img.shape and res.image.dtype == np.uint8
+    out, info = codec.decompress(res.data, tiny_model)
+    np.testing.assert_array_equal(out, res.image)
+    assert info["shape"] == img.shape[:2] and info["model"] == "tiny"
+    assert res.stats["bpp"] == 8 * len(res.data) / (img.shape[0] * img.shape[1])
+    assert res.stats["weights_max_abs_diff_encoder_decoder"] == 0.0
+    nb, p = tiny_model.num_blocks, res.stats["patches"]
+    # payload: kappa bits per block and patch; header + metadata + CRC < 50 bytes
+    assert 0 <= len(res.data) - math.ceil(nb * p * tiny_model.kappa / 8) < 50
+    assert res.stats["psnr"] > 20.0
+
+
+def test_model_file_round_trip_and_errors(tiny_model, tmp_path):
+    path = tmp_path / "m.npz"
+    prior.save_model(path, tiny_model)
+    m2 = prior.load_model(path)
+    assert m2.digest() == tiny_model.digest() and m2.arch == tiny_model.arch
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(prior.ModelError):
+        prior.load_model(bad)
+    with pytest.raises(prior.ModelError):
+        prior.load_model(tmp_path / "missing.npz")
+
+
+def test_decoder_with_another_model_refuses(tiny_model, tiny_file):
+    _, _, res = tiny_file
+    other = tiny_model._replace(prior_std=tiny_model.prior_std * 1.01)
+    with pytest.raises(jrec.ModelMismatchError, match="different prior"):
+        codec.decompress(res.data, other)
+
+
+def test_corrupt_and_truncated_files_are_refused(tiny_model, tiny_file):
+    _, _, res = tiny_file
+    blob = bytearray(res.data)
+    blob[len(blob) // 2] ^= 0x10
+    with pytest.raises(jrec.ChecksumError):
+        codec.decompress(bytes(blob), tiny_model)
+    with pytest.raises(jrec.BitstreamError):
+        codec.decompress(res.data[:-7], tiny_model)
+    with pytest.raises(jrec.BitstreamError):
+        codec.decompress(b"not a jrec file", tiny_model)
+
+
+def test_unsupported_bpp_is_a_clear_error():
+    with pytest.raises(codec.CodecError, match="unsupported bit rate"):
+        codec.select_model(8.0)
+    with pytest.raises(codec.CodecError, match="positive"):
+        codec.select_model(-1.0)
+
+
+def test_bundled_models_load_and_cover_three_rates():
+    models = {n: prior.load_model(p) for n, p in prior.bundled_models().items()}
+    rates = sorted(m.bpp for m in models.values())
+    assert len(rates) >= 3 and rates[0] <= 0.15 and 0.25 <= rates[1] <= 0.35 and rates[-1] >= 0.5
+    for m in models.values():
+        assert m.recipe["command"].startswith("jrec-inr train-prior")
+        # the Kodak images the RD benchmark reports (kodim01-12) were never seen in training
+        assert not set(m.recipe["images"]) & {f"kodim{i:02d}.png" for i in range(1, 13)}
+        assert codec.select_model(m.bpp).name == m.name
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def _write(path, arr, mode=None):
+    Image.fromarray(arr, mode).save(path)
+    return str(path)
+
+
+def test_cli_end_to_end(tiny_file, tmp_path, capsys):
+    mpath, img, _ = tiny_file
+    src = _write(tmp_path / "in.png", data.to_uint8(img))
+    out = tmp_path / "x.jrec"
+    rec = tmp_path / "rec.png"
+    assert cli.main(["compress", src, str(out), "--model", str(mpath), "--steps", "20",
+                     "--finetune-steps", "1", "--quiet", "--recon", str(rec)]) == 0
+    dec = tmp_path / "dec.png"
+    assert cli.main(["decompress", str(out), str(dec), "--model", str(mpath)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(dec)), np.asarray(Image.open(rec)))
+    assert "bpp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["unreadable", "grey", "rgba", "empty", "missing"])
+def test_cli_bad_images(case, tiny_file, tmp_path, capsys):
+    mpath = tiny_file[0]
+    p = tmp_path / "bad.png"
+    if case == "unreadable":
+        p.write_bytes(b"this is not an image")
+    elif case == "grey":
+        _write(p, np.zeros((8, 8), np.uint8), "L")
+    elif case == "rgba":
+        _write(p, np.zeros((8, 8, 4), np.uint8), "RGBA")
+    elif case == "empty":
+        p.write_bytes(b"")
+    out = tmp_path / "o.jrec"
+    src = str(p) if case != "missing" else str(tmp_path / "nope.png")
+    assert cli.main(["compress", src, str(out), "--model", str(mpath), "--quiet"]) == 2
+    assert "error" in capsys.readouterr().err
+    assert not out.exists() and not [f for f in os.listdir(tmp_path) if f.startswith(".jrec")]
+
+
+def test_load_image_errors_name_the_problem(tmp_path):
+    with pytest.raises(data.ImageError, match="3 channels"):
+        data.load_image(_write(tmp_path / "g.png", np.zeros((4, 4), np.uint8), "L"))
+    with pytest.raises(data.ImageError, match="no such file"):
+        data.load_image(tmp_path / "missing.png")
+    with pytest.raises(data.ImageError):
+        empty = prior.Model("x", TINY, 8, 0.3, *[np.zeros(1)] * 4, {})
+        codec.compress(np.zeros((0, 5, 3), np.float32), empty)
+
+
+def test_cli_bad_files(tiny_model, tiny_file, tmp_path, capsys):
+    mpath, _, res = tiny_file
+    f = tmp_path / "x.jrec"
+    for blob in (res.data[:-3], res.data[:10], b"", bytes([res.data[0] ^ 1]) + res.data[1:]):
+        f.write_bytes(blob)
+        out = tmp_path / "o.png"
+        assert cli.main(["decompress", str(f), str(out), "--model", str(mpath)]) == 2
+        assert not out.exists()
+    other = tmp_path / "other.npz"
+    prior.save_model(other, tiny_model._replace(prior_mean=tiny_model.prior_mean + 1e-3))
+    f.write_bytes(res.data)
+    assert cli.main(["decompress", str(f), str(tmp_path / "o.png"), "--model", str(other)]) == 2
+    assert "different prior" in capsys.readouterr().err
+    assert cli.main(["compress", data.demo_image(), str(tmp_path / "o.jrec"), "--bpp", "7", "--quiet"]) == 2
+    assert "unsupported bit rate" in capsys.readouterr().err
