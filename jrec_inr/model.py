@@ -44,7 +44,7 @@ class Arch(NamedTuple):
 
     hidden: int = 24
     depth: int = 3
-    num_freqs: int = 6
+    num_freqs: int = 3
     patch: int = 64
     channels: int = 3
     w0: float = 30.0

@@ -206,7 +206,7 @@ class TrainConfig(NamedTuple):
     kappa: int = 16
     num_patches: int = 96
     em_iters: int = 5
-    first_steps: int = 600
+    first_steps: int = 400
     steps: int = 200
     seed: int = 0
     beta_init: float = 3e-3

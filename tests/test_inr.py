@@ -301,3 +301,24 @@ def test_cli_bad_files(tiny_model, tiny_file, tmp_path, capsys):
     assert "different prior" in capsys.readouterr().err
     assert cli.main(["compress", data.demo_image(), str(tmp_path / "o.jrec"), "--bpp", "7", "--quiet"]) == 2
     assert "unsupported bit rate" in capsys.readouterr().err
+
+
+def test_em_resumes_from_its_checkpoint(tmp_path):
+    patches = np.concatenate([data.to_patches(_image(32, 32, s), TINY.patch) for s in range(2)])
+    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=8, em_iters=1, first_steps=20, steps=10)
+    ck = tmp_path / "ck.npz"
+    logs = []
+    m1 = prior.train_prior(patches, TINY, cfg, name="a", checkpoint=ck, progress=False, log=logs.append)
+    assert ck.exists() and not any("resuming" in s for s in logs)
+    m2 = prior.train_prior(patches, TINY, cfg, name="a", checkpoint=ck, progress=False, log=logs.append)
+    assert any("resuming" in s for s in logs)
+    assert m2.digest() == m1.digest()
+    with pytest.raises(ValueError, match="different settings"):
+        prior.train_prior(patches, TINY, cfg._replace(steps=11), name="a", checkpoint=ck, progress=False)
+
+
+def test_a_non_inr_jrec_file_is_refused(tiny_model):
+    key = jax.random.key(0)
+    blob = jrec.to_bytes(np.arange(1, 6, dtype=np.int32), method="pfr", key=key, proposal=None)
+    with pytest.raises(codec.CodecError, match="not a jrec_inr file"):
+        codec.decompress(blob, tiny_model)
