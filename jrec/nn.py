@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jrec import gprs, orc, pfr
 from jrec.core import Code
 
-__all__ = ["GaussianBottleneck", "BottleneckOutput", "to_bytes", "from_bytes", "METHODS"]
+__all__ = ["GaussianBottleneck", "BottleneckOutput", "to_bytes", "from_bytes", "METHODS", "SHRINK"]
 
 METHODS = ("gprs_bb", "orc", "pfr")
 
