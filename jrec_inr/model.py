@@ -20,6 +20,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 __all__ = ["Arch", "BayesianDense", "BayesianSiren", "Layout", "fourier_features",
@@ -127,43 +128,30 @@ class BayesianSiren(nn.Module):
 class Layout(NamedTuple):
     """Flat views of the posterior pytree: means and rhos as vectors of length ``size``.
 
-    Build with :meth:`of`; ``split(params) -> (mean, rho)``, ``join(mean, rho) -> params``.
+    Build with :meth:`of`; ``split(params) -> (mean, rho)``, ``join(mean, rho) -> params``
+    (one INR; vmap for many).
     """
 
-    unravel: object  # flat vector (2 * size,) -> params pytree
-    mean_pos: tuple  # positions of means in the raveled vector (static)
+    unravel: object  # raveled vector (2 * size,) -> params pytree
+    mean_pos: tuple  # positions of the means in the raveled vector (static)
+    rho_pos: tuple  # positions of the rhos
     size: int
 
     @classmethod
     def of(cls, params) -> Layout:
-        flat, unravel = ravel_pytree(params)
-        paths = jax.tree_util.tree_flatten_with_path(params)[0]
-        is_mean, pos = [], 0
-        for path, leaf in paths:
-            name = str(path[-1].key)
-            is_mean += [name.endswith("_mean")] * leaf.size
-            pos += leaf.size
-        import numpy as np
-
-        is_mean = np.asarray(is_mean)
-        return cls(unravel, tuple(np.flatnonzero(is_mean).tolist()), int(is_mean.sum()))
-
-    def _idx(self):
-        import numpy as np
-
-        mean_pos = np.asarray(self.mean_pos)
-        rho_pos = np.setdiff1d(np.arange(2 * self.size), mean_pos)
-        return mean_pos, rho_pos
+        _, unravel = ravel_pytree(params)
+        is_mean = np.concatenate([np.full(leaf.size, str(path[-1].key).endswith("_mean"))
+                                  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]])
+        return cls(unravel, tuple(np.flatnonzero(is_mean).tolist()),
+                   tuple(np.flatnonzero(~is_mean).tolist()), int(is_mean.sum()))
 
     def split(self, params):
         flat, _ = ravel_pytree(params)
-        mean_pos, rho_pos = self._idx()
-        return flat[..., mean_pos], flat[..., rho_pos]
+        return flat[np.asarray(self.mean_pos)], flat[np.asarray(self.rho_pos)]
 
     def join(self, mean, rho):
-        mean_pos, rho_pos = self._idx()
-        flat = jnp.zeros(mean.shape[:-1] + (2 * self.size,), mean.dtype)
-        flat = flat.at[..., mean_pos].set(mean).at[..., rho_pos].set(rho)
+        flat = jnp.zeros((2 * self.size,), mean.dtype)
+        flat = flat.at[np.asarray(self.mean_pos)].set(mean).at[np.asarray(self.rho_pos)].set(rho)
         return self.unravel(flat)
 
 

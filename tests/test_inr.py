@@ -40,7 +40,7 @@ def tiny_file(tiny_model, tmp_path_factory):
     mpath = d / "tiny.npz"
     prior.save_model(mpath, tiny_model)
     img = _image()
-    res = codec.compress(img, tiny_model, codec.CodecConfig(fit_steps=40, finetune_steps=2, chunk=20),
+    res = codec.compress(img, tiny_model, codec.CodecConfig(fit_steps=100, finetune_steps=2, chunk=50),
                          progress=False)
     return mpath, img, res
 
@@ -183,7 +183,10 @@ def test_round_trip_is_bitwise_and_bpp_is_file_size(tiny_model, tiny_file, tmp_p
     nb, p = tiny_model.num_blocks, res.stats["patches"]
     # payload: kappa bits per block and patch; header + metadata + CRC < 50 bytes
     assert 0 <= len(res.data) - math.ceil(nb * p * tiny_model.kappa / 8) < 50
-    assert res.stats["psnr"] > 20.0
+    # the reconstruction carries the image: far better than its flat mean colour
+    flat = np.broadcast_to(data.to_uint8(img.mean((0, 1))), img.shape)
+    base = 10 * np.log10(255.0**2 / np.mean((data.to_uint8(img).astype(float) - flat) ** 2))
+    assert res.stats["psnr"] > base + 2.0, (res.stats["psnr"], base)
 
 
 def test_model_file_round_trip_and_errors(tiny_model, tmp_path):
