@@ -11,6 +11,7 @@ Public API::
     code = jrec.encode(key, target, proposal, method="gprs")  # checked + jitted
     jrec.samplers(), jrec.get("gprs_bb")
     jrec.save_code("x.jrec", code, method="gprs", key=key, proposal=p)  # .jrec container
+    from jrec.nn import GaussianBottleneck                   # REC bottleneck for Flax models
     f = jrec.load_code("x.jrec", key=key, proposal=p); x = f.samples(key, p)
 """
 

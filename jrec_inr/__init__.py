@@ -1,9 +1,19 @@
-"""jrec_inr: Bayesian implicit neural representation codecs (COMBINER / RECOMBINER).
+"""jrec_inr: compression with Bayesian implicit neural representations (COMBINER).
 
-Fits a Bayesian SIREN to an image (later audio, video, protein structures) and codes
-its weights block by block with :mod:`jrec` samplers (``jrec.orc`` by default). Not
-implemented yet: this package is the place for it (see DESIGN.md section 4); it uses
-jrec through its public API only.
+Guo, Flamich, He, Chen & Hernandez-Lobato, "Compression with Bayesian implicit neural
+representations", NeurIPS 2023. An image is cut into patches; each patch is fitted by
+a SIREN whose weights have a Gaussian posterior (:mod:`jrec_inr.model`,
+:mod:`jrec_inr.fit`) against a prior learned by EM (:mod:`jrec_inr.prior`); the
+weights are coded block by block with :mod:`jrec.orc`, with progressive fine-tuning,
+into a ``.jrec`` container (:mod:`jrec_inr.codec`). Command line: ``jrec-inr``
+(:mod:`jrec_inr.cli`). Uses :mod:`jrec` through its public API only.
+
+Public API::
+
+    from jrec_inr import codec, data, prior
+    model = codec.select_model(0.3)                       # a bundled prior
+    res = codec.compress(data.load_image("x.png"), model)  # res.data (bytes), res.image, res.stats
+    img, info = codec.decompress(res.data)                  # == res.image, bit for bit
 """
 
-__all__: list[str] = []
+__all__ = ["cli", "codec", "data", "fit", "metrics", "model", "prior"]
