@@ -71,7 +71,7 @@ def test_coding_round_trips_bit_exactly_through_bytes(method, block):
 
 
 def test_decoder_with_another_prior_refuses():
-    bn = GaussianBottleneck(num_latents=4)
+    bn = GaussianBottleneck(num_latents=4, method="orc", block_size=4, kappa=8)
     mean, std = _latents(2, 4)
     v = _init(bn, mean, std)
     keys = jax.random.split(jax.random.key(0), 2)
