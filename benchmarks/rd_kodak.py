@@ -38,7 +38,16 @@ def main():
     ap.add_argument("--finetune-steps", type=int, default=4)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "rd_kodak.json"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     a = ap.parse_args()
+    if a.plot_only:
+        from jrec_inr import metrics
+
+        with open(a.out) as f:
+            res = json.load(f)
+        metrics.rd_plot(a.out.replace(".json", ".png"), res["per_image"], res["baselines_per_image"],
+                        cli._published(), title="Kodak")
+        return
     names = [f"kodim{i:02d}.png" for i in a.images]
     for bpp in a.bpp:
         seen = set(codec.select_model(bpp).recipe.get("images", []))

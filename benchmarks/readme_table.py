@@ -133,6 +133,8 @@ def render_scale(data) -> str:
 
 def render_rd(data) -> str:
     m = data.get("machine", {})
+    if isinstance(m, str):  # written by jrec-inr eval (a partial run): "cpu, N cores, OS"
+        m = {"cpu": m.split(",")[0], "cores": m.split(",")[1].split()[0] if "," in m else "?"}
     r = data["results"]
     base = data.get("baselines", {})
     lines = [
