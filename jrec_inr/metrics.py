@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -440,14 +439,8 @@ def rd_plot(path: str | os.PathLike, ours: Sequence[Mapping[str, Any]],
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rd_plot.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from jrec_inr.data import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write(path, buf.getvalue())
