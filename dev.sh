@@ -31,7 +31,7 @@ case "$cmd" in
   latents) ensure test; exec "$VENV/bin/python" -m jrec.demo "$@" ;;
   test)  ensure test
          "$VENV/bin/ruff" check jrec jrec_inr tests benchmarks
-         exec "$VENV/bin/python" -m pytest -q -n 2 --durations=15 "$@" ;;
+         exec "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@" ;;
   bench) ensure bench; exec "$VENV/bin/python" benchmarks/samplers.py "$@" ;;
   *) echo "usage: bash dev.sh {demo|latents|test|bench} [args]" >&2; exit 2 ;;
 esac

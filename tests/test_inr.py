@@ -18,6 +18,10 @@ from jrec_inr.model import FROZEN_RHO, Arch, kl_bits
 
 TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16)
 
+# one xdist worker runs this module (dev.sh uses --dist loadgroup): the module fixtures below
+# (a tiny trained prior and a compressed file) are then built once, not once per worker
+pytestmark = pytest.mark.xdist_group("inr")
+
 
 def _image(h=24, w=37, seed=0):
     """A smooth test image with some texture (float32 in [0, 1])."""

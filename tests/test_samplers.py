@@ -90,9 +90,9 @@ def test_pfr_reference_figures():
 @pytest.mark.parametrize("method", GLOBAL)
 def test_indices_do_not_depend_on_chunk_size(method):
     target, proposal, _ = PAIRS["normal_5.5bit"]
-    ref = _encode_batch(method, target, proposal, 500, chunk_size=1)
-    for cs in (3, 16, 64):
-        code = _encode_batch(method, target, proposal, 500, chunk_size=cs)
+    ref = _encode_batch(method, target, proposal, 300, chunk_size=1)
+    for cs in (7, 64):
+        code = _encode_batch(method, target, proposal, 300, chunk_size=cs)
         np.testing.assert_array_equal(np.asarray(code.index), np.asarray(ref.index))
         np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(ref.sample))
 
@@ -105,7 +105,7 @@ def test_indices_do_not_depend_on_batch_size_or_jit(method):
     big = _encode_batch(method, target, proposal, 256, **opts)
     small = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))(keys(256)[:7])
     np.testing.assert_array_equal(np.asarray(small.index), np.asarray(big.index[:7]))
-    for i in range(3):  # unbatched, not jitted
+    for i in (5,):  # unbatched, not jitted (eager dispatch is slow: one problem)
         one = s.encode(keys(256)[i], target, proposal, **opts)
         np.testing.assert_array_equal(np.asarray(one.index), np.asarray(big.index[i]))
         x = s.decode(keys(256)[i], one.index, proposal)
