@@ -6,6 +6,7 @@
 #   bash dev.sh latents [--n 2000 --bits 3] code Gaussian latents with every sampler (.jrec files)
 #   bash dev.sh test [pytest args]          lint (ruff) + the whole test suite
 #   bash dev.sh bench [args]                benchmarks/samplers.py (JSON + PNG in benchmarks/results)
+#   bash dev.sh docs                        API reference from the docstrings (pdoc) -> docs/api/
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${JREC_VENV:-.venv}"
@@ -33,5 +34,6 @@ case "$cmd" in
          "$VENV/bin/ruff" check jrec jrec_inr tests benchmarks
          exec "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@" ;;
   bench) ensure bench; exec "$VENV/bin/python" benchmarks/samplers.py "$@" ;;
-  *) echo "usage: bash dev.sh {demo|latents|test|bench} [args]" >&2; exit 2 ;;
+  docs)  ensure test; exec "$VENV/bin/python" -m pdoc -d google -o docs/api jrec jrec.examples jrec_inr "$@" ;;
+  *) echo "usage: bash dev.sh {demo|latents|test|bench|docs} [args]" >&2; exit 2 ;;
 esac

@@ -21,7 +21,6 @@ The reconstruction the encoder reports is computed by the decoder's own function
 the indices, so ``decompress(compress(x))`` reproduces it bit for bit.
 """
 
-from __future__ import annotations
 
 import math
 import struct

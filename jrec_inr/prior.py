@@ -14,7 +14,6 @@ per-block beta form a :class:`Model`, saved as an ``.npz`` file; its fingerprint
 into every ``.jrec`` header so a decoder with another model refuses the file.
 """
 
-from __future__ import annotations
 
 import hashlib
 import io

@@ -82,7 +82,7 @@ SCRIPT = textwrap.dedent(r'''
 
 @pytest.mark.slow
 def test_sharded_equals_single_device():
-    """Batches split over 1/8 devices (pfr: 1/2/4/8), and parallel GPRS shards over 1/2/8 devices, match one device."""
+    """Batches on 1/8 devices (pfr: 1/2/4/8), parallel GPRS shards on 1/2/8 devices: as on one device."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-4000:]
