@@ -184,24 +184,32 @@ def _weights_from_indices(model: Model, seed, index):
     return w.at[:, cols.reshape(-1)].set(for_all)[:, :-1]
 
 
+_RENDERERS: dict = {}
+
+
 def _render_fn(model: Model):
-    layout = layout_of(model.arch)
-    net = BayesianSiren(model.arch)
-    coords = patch_coords(model.arch.patch)
-    rho = jnp.zeros(layout.size, jnp.float32)
+    """Jitted ``(P, D) weights -> (P, n, C)`` patches in [0, 1] (cached per model)."""
+    k = model.digest()
+    if k not in _RENDERERS:
+        layout = layout_of(model.arch)
+        net = BayesianSiren(model.arch)
+        coords = patch_coords(model.arch.patch)
+        rho = jnp.zeros(layout.size, jnp.float32)
 
-    @jax.jit
-    def render(weights):  # (P, D) -> (P, n, C) in [0, 1]
-        out = jax.vmap(lambda w: net.apply({"params": layout.join(w, rho)}, coords))(weights)
-        return jnp.clip(out + 0.5, 0.0, 1.0)
+        @jax.jit
+        def render(weights):
+            out = jax.vmap(lambda w: net.apply({"params": layout.join(w, rho)}, coords))(weights)
+            return jnp.clip(out + 0.5, 0.0, 1.0)
 
-    return render
+        _RENDERERS[k] = render
+    return _RENDERERS[k]
 
 
-def _decode_image(model: Model, seed: int, index, shape) -> np.ndarray:
+def _decode_image(model: Model, seed: int, index, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder: ``(uint8 image, (P, D) weights)`` from the seed and the block indices."""
     weights = _weights_fn(model)(jnp.uint32(seed), jnp.asarray(index))
     patches = np.asarray(_render_fn(model)(weights))
-    return data.to_uint8(data.from_patches(patches, shape, model.arch.patch))
+    return data.to_uint8(data.from_patches(patches, shape, model.arch.patch)), np.asarray(weights)
 
 
 def _meta(shape, seed: int, name: str) -> bytes:
@@ -286,10 +294,9 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     blob = jrec.to_bytes(index, method="orc", key=key, proposal=None,
                          model=model.fingerprint_parts(), meta=_meta(shape, cfg.seed, model.name),
                          kappa=model.kappa)
-    recon = _decode_image(model, cfg.seed, index, shape)
+    recon, decoded = _decode_image(model, cfg.seed, index, shape)  # what the decoder will output
     seconds = time.perf_counter() - t0
     coded = np.asarray(state.mean)
-    decoded = np.asarray(_weights_fn(model)(jnp.uint32(cfg.seed), jnp.asarray(index)))
     stats = {
         "bpp": 8 * len(blob) / (shape[0] * shape[1]),
         "bytes": len(blob),
@@ -346,7 +353,7 @@ def decompress(blob: bytes, model: Model | None = None) -> tuple[np.ndarray, dic
     if index.shape != (rows * cols, model.num_blocks):
         raise jrec.ModelMismatchError(f"the file holds {index.shape} indices; model {model.name!r} "
                                       f"needs {(rows * cols, model.num_blocks)} for a {shape} image")
-    img = _decode_image(model, info["seed"], index, shape)
+    img, _ = _decode_image(model, info["seed"], index, shape)
     info["decode_seconds"] = time.perf_counter() - t0
     return img, info
 

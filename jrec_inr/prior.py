@@ -15,6 +15,7 @@ into every ``.jrec`` header so a decoder with another model refuses the file.
 """
 
 
+import functools
 import hashlib
 import io
 import json
@@ -114,7 +115,7 @@ def load_model(path) -> Model:
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}")
     arch = Arch(**meta["arch"])
-    d = _num_weights(arch)
+    d = layout_of(arch).size
     m, s, b, lb = (arrays[k] for k in ("prior_mean", "prior_std", "block", "log_beta"))
     if m.shape != (d,) or s.shape != (d,) or b.shape != (d,) or lb.ndim != 1:
         raise ModelError(f"{path}: array shapes do not match the architecture ({d} weights)")
@@ -136,17 +137,15 @@ def bundled_models() -> dict[str, str]:
     return out
 
 
-def _num_weights(arch: Arch) -> int:
-    return init_posterior(arch, jax.random.key(0))[0].shape[0]
-
-
 def init_posterior(arch: Arch, key):
     """Flat ``(mean, rho)`` of a freshly initialised SIREN (the Flax initialisers)."""
     params = BayesianSiren(arch).init(key, patch_coords(arch.patch)[:1])["params"]
     return Layout.of(params).split(params)
 
 
+@functools.lru_cache(maxsize=32)
 def layout_of(arch: Arch) -> Layout:
+    """The flat layout of ``arch``'s parameters (cached: it needs one network initialisation)."""
     params = BayesianSiren(arch).init(jax.random.key(0), patch_coords(arch.patch)[:1])["params"]
     return Layout.of(params)
 
@@ -243,7 +242,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     budget = cfg.bpp * arch.patch * arch.patch  # bits per patch
     targets = jnp.asarray(patches, jnp.float32) - 0.5
     key = jax.random.key(cfg.seed)
-    m0, r0 = init_posterior(arch, jax.random.fold_in(key, 1))
+    m0, _ = init_posterior(arch, jax.random.fold_in(key, 1))
     mean = jnp.broadcast_to(m0, (t, layout.size))
     rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
     prior_m = m0
