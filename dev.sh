@@ -32,7 +32,11 @@ case "$cmd" in
   latents) ensure test; exec "$VENV/bin/python" -m jrec.demo "$@" ;;
   test)  ensure test
          "$VENV/bin/ruff" check jrec jrec_inr tests benchmarks
-         exec "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@" ;;
+         # a fresh XLA compilation cache per run, shared by the xdist workers and the tests'
+         # subprocesses: identical programs compiled by several tests are compiled once
+         cache="$(mktemp -d)"; trap 'rm -rf "$cache"' EXIT
+         JAX_COMPILATION_CACHE_DIR="$cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.3 \
+           "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup --durations=15 "$@" ;;
   bench) ensure bench; exec "$VENV/bin/python" benchmarks/samplers.py "$@" ;;
   docs)  ensure test; exec "$VENV/bin/python" -m pdoc -d google -o docs/api jrec jrec.examples jrec_inr "$@" ;;
   *) echo "usage: bash dev.sh {demo|latents|test|bench|docs} [args]" >&2; exit 2 ;;

@@ -267,13 +267,15 @@ def _check_index_range(method: str, index: np.ndarray, opts: dict):
         return
     if method == "orc":
         lo, hi, vals = 0, 2 ** opts["kappa"] - 1, index
+    elif method == "astar_dl":  # heap index of a node of the depth-(kappa - 1) tree
+        lo, hi, vals = 1, 2 ** opts["kappa"] - 1, index
     elif method == "gprs_parallel":
         if not (index[..., 0].min() >= 0 and index[..., 0].max() < opts["num_shards"]):
             raise ShapeMismatchError(f"gprs_parallel: shard ids must lie in [0, {opts['num_shards']})")
         lo, hi, vals = 1, opts["max_steps"], index[..., 1]
     elif method == "gprs_bb":
         lo, hi, vals = 1, 2 ** opts["max_steps"] - 1, index
-    elif method == "astar_bb":
+    elif method in ("astar_bb", "astar_bb_dyadic"):
         lo, hi, vals = 1, 2**31 - 1, index
     elif method in ("pfr", "gprs", "grs"):
         lo, hi, vals = 1, opts["max_steps"], index

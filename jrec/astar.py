@@ -1,4 +1,4 @@
-"""A* coding with branch and bound, split on sample (AS*), for 1-D unimodal ratios.
+"""A* coding with branch and bound for 1-D unimodal ratios: AS*, AD* and depth-limited AD*.
 
 Flamich, Markou & Hernandez-Lobato, "Fast relative entropy coding with A* coding",
 ICML 2022; A* sampling: Maddison, Tarlow & Minka, NeurIPS 2014.
@@ -12,13 +12,28 @@ best first by the upper bound ``G_B + M(B)`` with ``M(B) = log r(clip(m, a, b))`
 unimodal with mode m), and the search stops once the best value found,
 ``max G_B + log r(X_B)``, beats every bound left: that ``X_B`` is an exact sample of Q.
 
+Three ways to split a region ``(a, b)`` into children:
+
+* AS* (``encode_bb``, split on sample): at ``X_B``; neither child holds ``X_B``,
+  so both draw a fresh truncated Gumbel and location.
+* AD* (``encode_bb_dyadic``, dyadic): at the P-median of the region (a dyadic
+  partition of P's quantile space). ``X_B`` lies inside a child, but the rest of the
+  process (below ``G_B``) is again Poisson, so both children still draw a fresh
+  truncated Gumbel and location: every node of the tree carries its own point.
+* depth-limited AD* (``encode_dl``, approximate): AD* on the tree cut at depth
+  ``kappa - 1``: the search returns the best of its ``2^kappa - 1`` points (one per
+  node, the deeper ones confined to ever smaller quantile ranges), like importance
+  sampling with that many candidates. The index is a heap index ``< 2^kappa``, sent in a fixed
+  ``kappa`` bits; the sample is biased unless ``kappa`` exceeds D_KL by a few bits
+  (measured in the tests and ``benchmarks/samplers.py``, as for ORC).
+
 The index is the heap index of the winning region (root 1; children ``2h`` = left
-``(a, X_B)`` and ``2h + 1`` = right ``(X_B, b)``); node ``h`` draws its randomness from
-``fold_in(key, h)``, so the decoder replays the root-to-node path (O(depth)) without Q.
-The queue is a fixed-capacity array inside ``lax.while_loop`` (``max_steps``
-expansions, capacity ``max_steps + 1``); the heap index is int32, so regions deeper
-than 31 cannot be created -- if one would have been needed, or the expansion budget
-runs out, ``ok=False``.
+``(a, c)`` and ``2h + 1`` = right ``(c, b)``, ``c`` the split point); node ``h`` draws
+its randomness from ``fold_in(key, h)``, so the decoder replays the root-to-node path
+(O(depth)) without Q. The queue is a fixed-capacity array inside ``lax.while_loop``
+(``max_steps`` expansions, capacity ``max_steps + 1``); the heap index is int32, so
+regions deeper than 31 cannot be created -- if one would have been needed (exact
+variants), or the expansion budget runs out, ``ok=False``.
 """
 
 from __future__ import annotations
@@ -32,10 +47,17 @@ from jrec import dists, poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
 from jrec.ratio import density_ratio
 
-__all__ = ["encode_bb", "decode_bb", "kernel_bb", "AStarState"]
+__all__ = [
+    "encode_bb", "decode_bb", "kernel_bb",
+    "encode_bb_dyadic", "decode_bb_dyadic", "kernel_bb_dyadic",
+    "encode_dl", "decode_dl", "kernel_dl",
+    "AStarState", "SPLITS",
+]
 
 DEFAULT_MAX_STEPS = 256
+DEFAULT_DL_KAPPA = 12
 _MAX_HEAP = 2**30  # children 2h, 2h + 1 of h < 2^30 stay below 2^31
+SPLITS = ("sample", "dyadic")
 
 
 class AStarState(NamedTuple):
@@ -71,11 +93,35 @@ def _prepare(target, proposal):
     return ratio, sampling_distribution(proposal, target)
 
 
-def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
-    """AS* (A* coding with branch and bound, split on sample) as a :class:`~jrec.core.Kernel`."""
+def _split_point(p, a, b, x, split: str):
+    """Where region ``(a, b)`` with point ``x`` is split: at ``x`` or at its P-median."""
+    return x if split == "sample" else dists.truncated_quantile(p, a, b, jnp.asarray(0.5, a.dtype))
+
+
+def _child(key, h, p, a, b, g, c, side: int):
+    """Region, Gumbel maximum and location of child ``h`` (``side`` 0: ``(a, c)``, 1: ``(c, b)``).
+
+    Given its parent's point, the rest of the Gumbel process on the parent's region is a
+    Poisson process below ``g``: whatever the split, each child's top point is a Gumbel of
+    its mass truncated at ``g``, located by ``P`` restricted to the child.
+    """
+    ca, cb = (a, c) if side == 0 else (c, b)
+    gn, xn = _node(key, h, p, ca, cb, g)
+    return ca, cb, gn, xn
+
+
+def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
+    """A* search of the Gumbel process (see the module docstring).
+
+    ``leaf_heap``: nodes with heap index ``>= leaf_heap`` get no children (the depth
+    limit of :func:`kernel_dl`); ``None``: exact search (regions up to depth 30).
+    """
     if not (isinstance(max_steps, int) and 1 <= max_steps <= 4096):
         raise ValueError(f"max_steps (expansions) must be an int in [1, 4096], got {max_steps!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     cap = max_steps + 1
+    limit = _MAX_HEAP if leaf_heap is None else leaf_heap
 
     def bound(ratio, a, b):
         return ratio.log_ratio(jnp.clip(ratio.mode, a, b))
@@ -104,15 +150,13 @@ def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
         lb = jnp.where(better, val, s.lb)
         best = jnp.where(better, s.h[k], s.best)
         valid = s.valid.at[k].set(s.valid[k] & stop)
-        # children of region k, split at its sample
         hk = s.h[k]
-        can = hk < _MAX_HEAP
+        can = hk < limit
+        c = _split_point(p, s.a[k], s.b[k], s.x[k], split)
         kids = []
         for side in (0, 1):
-            ca = jnp.where(side == 0, s.a[k], s.x[k])
-            cb = jnp.where(side == 0, s.x[k], s.b[k])
             ch = (2 * jnp.where(can, hk, 1) + side).astype(INDEX_DTYPE)
-            g, x = _node(key, ch, p, ca, cb, s.g[k])
+            ca, cb, g, x = _child(key, ch, p, s.a[k], s.b[k], s.g[k], c, side)
             cub = g + bound(ratio, ca, cb)
             kids.append((cub > lb, cub, g, x, ca, cb, ch))
         lost = s.lost
@@ -123,7 +167,11 @@ def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
             slot = jnp.argmax(free)
             ok_slot = free[slot] & can
             put = want & ok_slot
-            lost = lost | (want & ~ok_slot)
+            # a region the search needed but could not queue: past the heap's depth (exact
+            # variants) or out of queue slots; below the depth limit of the DL variant it is
+            # simply not part of the (truncated) tree
+            missing = want & ~free[slot] if leaf_heap is not None else want & ~ok_slot
+            lost = lost | missing
             new = (True, cub, g, x, ca, cb, ch)
             fields = [f.at[slot].set(jnp.where(put, v, f[slot])) for f, v in zip(fields, new, strict=True)]
         valid, ub_, g_, x_, a_, b_, h_ = fields
@@ -137,7 +185,29 @@ def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
         ok = s.done & ~s.lost & (s.best >= 1) & jnp.isfinite(ctx[0].log_sup)
         return s.best, s.steps, ok
 
-    return Kernel(_prepare, init, step, running, result, decode_bb)
+    decoders = {"sample": decode_bb, "dyadic": decode_bb_dyadic}
+    return Kernel(_prepare, init, step, running, result, decode_dl if leaf_heap else decoders[split])
+
+
+def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
+    """AS* (A* coding with branch and bound, split on sample) as a :class:`~jrec.core.Kernel`."""
+    return _kernel(max_steps, "sample", None)
+
+
+def kernel_bb_dyadic(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
+    """AD* (A* coding with branch and bound, dyadic splits) as a :class:`~jrec.core.Kernel`."""
+    return _kernel(max_steps, "dyadic", None)
+
+
+def _check_kappa(kappa):
+    if not (isinstance(kappa, int) and 1 <= kappa <= 30):
+        raise ValueError(f"kappa (index bits) must be an int in [1, 30], got {kappa!r}")
+
+
+def kernel_dl(*, kappa: int = DEFAULT_DL_KAPPA, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:
+    """Depth-limited AD* (tree depth ``kappa - 1``, ``kappa``-bit index) as a Kernel."""
+    _check_kappa(kappa)
+    return _kernel(max_steps, "dyadic", 2 ** (kappa - 1))
 
 
 def encode_bb(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS) -> Code:
@@ -145,7 +215,22 @@ def encode_bb(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS) -> C
     return run(kernel_bb(max_steps=max_steps), key, target, proposal)
 
 
-def decode_bb(key, index, proposal, **_static):
+def encode_bb_dyadic(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS) -> Code:
+    """AD*: as :func:`encode_bb` with regions split at their P-median."""
+    return run(kernel_bb_dyadic(max_steps=max_steps), key, target, proposal)
+
+
+def encode_dl(key, target, proposal, *, kappa: int = DEFAULT_DL_KAPPA,
+              max_steps: int = DEFAULT_MAX_STEPS) -> Code:
+    """Depth-limited AD* (approximate): the best of the ``2^kappa - 1`` tree points; ``kappa``-bit index.
+
+    ``max_steps`` bounds the expansions (the tree has ``2^kappa - 1`` nodes, but the
+    search typically expands O(D_KL) of them); running out gives ``ok=False``.
+    """
+    return run(kernel_dl(kappa=kappa, max_steps=max_steps), key, target, proposal)
+
+
+def _decode(key, index, proposal, split: str):
     """Replay the root-to-node path of heap index ``index``; return the region's ``X``."""
     p = sampling_distribution(proposal)
     index = jnp.asarray(index, INDEX_DTYPE)
@@ -157,11 +242,26 @@ def decode_bb(key, index, proposal, **_static):
     def body(d, s):
         a, b, g, x = s
         h = (index >> (depth - d)).astype(INDEX_DTYPE)  # the node at depth d on the path
-        right = (h & 1) == 1
-        a = jnp.where(right, x, a)
-        b = jnp.where(right, b, x)
-        g, x = _node(key, h, p, a, b, g)
-        return a, b, g, x
+        c = _split_point(p, a, b, x, split)
+        left = _child(key, h, p, a, b, g, c, 0)
+        right = _child(key, h, p, a, b, g, c, 1)
+        go_right = (h & 1) == 1
+        return tuple(jnp.where(go_right, r, lft) for lft, r in zip(left, right, strict=True))
 
     _, _, _, x = jax.lax.fori_loop(2, depth + 1, body, (lo, hi, g0, x0))
     return jnp.where(depth >= 1, x, jnp.nan)
+
+
+def decode_bb(key, index, proposal, **_static):
+    """AS* decoder: the sample of heap index ``index``."""
+    return _decode(key, index, proposal, "sample")
+
+
+def decode_bb_dyadic(key, index, proposal, **_static):
+    """AD* decoder: the sample of heap index ``index``."""
+    return _decode(key, index, proposal, "dyadic")
+
+
+def decode_dl(key, index, proposal, **_static):
+    """Depth-limited AD* decoder (the same tree as AD*)."""
+    return _decode(key, index, proposal, "dyadic")

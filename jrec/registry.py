@@ -84,6 +84,22 @@ _REGISTRY = {
             default_code="delta",
         ),
         Sampler(
+            "astar_bb_dyadic", astar.encode_bb_dyadic, astar.decode_bb_dyadic, astar.kernel_bb_dyadic,
+            exact=True, requires=("log r", "unimodal r with its mode", "P's CDF and quantile"),
+            bounded_ratio=True, one_dimensional=True, index_shape=(),
+            options={"max_steps": astar.DEFAULT_MAX_STEPS},
+            reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (AD*: A* coding, dyadic splits)",
+            default_code="delta",
+        ),
+        Sampler(
+            "astar_dl", astar.encode_dl, astar.decode_dl, astar.kernel_dl, exact=False,
+            requires=("log r", "unimodal r with its mode", "P's CDF and quantile"),
+            bounded_ratio=True, one_dimensional=True, index_shape=(),
+            options={"kappa": astar.DEFAULT_DL_KAPPA, "max_steps": astar.DEFAULT_MAX_STEPS},
+            reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (depth-limited AD*, approximate)",
+            index_kind="fixed", default_code="fixed",
+        ),
+        Sampler(
             "grs", grs.encode, grs.decode, grs.kernel, exact=True,
             requires=("log r", "excess mass g(h) = E_P[(r - h)+]"), bounded_ratio=True, one_dimensional=True,
             index_shape=(), options={"max_steps": grs.DEFAULT_MAX_STEPS, "chunk_size": 16},

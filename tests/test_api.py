@@ -25,9 +25,10 @@ def test_registry_lists_all_samplers():
         jrec.get("nope")
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "orc"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb",
+                                    "astar_bb_dyadic", "orc", "astar_dl"])
 def test_checked_encode_decode_batch(method):
-    opts = {"kappa": 10} if method == "orc" else {}
+    opts = {"kappa": 10} if method in ("orc", "astar_dl") else {}
     t = distrax.Normal(jnp.linspace(-1, 1, 50), jnp.full(50, 0.3))
     code = jrec.encode(keys(50), t, P, method=method, **opts)
     x = jrec.decode(keys(50), code.index, P, method=method, **opts)
@@ -70,7 +71,8 @@ def test_error_not_absolutely_continuous():
         jrec.encode(keys(1)[0], distrax.Uniform(-0.5, 0.5), distrax.Uniform(0.0, 1.0), method="pfr")
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb",
+                                    "astar_bb_dyadic", "astar_dl"])
 def test_error_wider_target_names_alternative(method):
     with pytest.raises(jrec.InfiniteDivergenceError, match="orc"):
         jrec.encode(keys(1)[0], distrax.Normal(0.0, 1.5), P, method=method)

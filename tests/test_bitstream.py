@@ -32,7 +32,8 @@ CASES = [("pfr", None, {}), ("pfr", "delta", {}), ("pfr", "zeta", {}), ("gprs", 
          ("gprs", "zeta", {}), ("grs", "zeta", {}), ("astar_bb", None, {}), ("gprs_bb", None, {}),
          ("gprs_bb", "zeta", {}),
          ("gprs_parallel", None, {"num_shards": 4}), ("gprs_parallel", "zeta", {"num_shards": 3}),
-         ("orc", None, {"kappa": 12}), ("dither", None, {"step": 0.5}), ("dither", "zeta", {"step": 0.5})]
+         ("orc", None, {"kappa": 12}), ("astar_bb_dyadic", None, {}), ("astar_dl", None, {"kappa": 9}),
+         ("dither", None, {"step": 0.5}), ("dither", "zeta", {"step": 0.5})]
 
 
 @pytest.mark.parametrize("method,code,opts", CASES)
@@ -200,6 +201,8 @@ def containers(draw):
     n = draw(st.integers(0, 30))
     if method == "orc":
         idx = draw(st.lists(st.integers(0, 2 ** opts["kappa"] - 1), min_size=n, max_size=n))
+    elif method == "astar_dl":  # heap indices of the depth-(kappa - 1) tree
+        idx = draw(st.lists(st.integers(1, 2 ** opts["kappa"] - 1), min_size=n, max_size=n))
     elif method == "dither":
         idx = draw(st.lists(st.integers(-(2**30) + 1, 2**30 - 1), min_size=n, max_size=n))
     elif method == "gprs_parallel":

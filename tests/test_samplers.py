@@ -9,7 +9,7 @@ from conftest import HIGH_KL, PAIRS, keys, ks_pvalue
 
 import jrec
 
-EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb"]
+EXACT_1D = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "astar_bb_dyadic"]
 GLOBAL = ["pfr", "gprs", "gprs_parallel", "grs"]
 N_DRAWS = 20_000
 
@@ -46,7 +46,7 @@ def test_exact_sampler(method, pair_name):
     else:
         code = _encode_batch(method, target, proposal, n)
     ok = np.asarray(code.ok)
-    if method in ("gprs_bb", "astar_bb") and pair_name == HIGH_KL:
+    if method in ("gprs_bb", "astar_bb", "astar_bb_dyadic") and pair_name == HIGH_KL:
         # depth is capped at 31 (int32 heap index, float32 interval resolution): at
         # D_KL = 10 bits about 3e-4 (gprs_bb) / 1e-4 (astar_bb) of the draws reach it
         # and report ok=False.
@@ -97,10 +97,10 @@ def test_indices_do_not_depend_on_chunk_size(method):
         np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(ref.sample))
 
 
-@pytest.mark.parametrize("method", EXACT_1D + ["orc"])
+@pytest.mark.parametrize("method", EXACT_1D + ["orc", "astar_dl"])
 def test_indices_do_not_depend_on_batch_size_or_jit(method):
     target, proposal, _ = PAIRS["normal_2bit"]
-    opts = {"kappa": 8} if method == "orc" else {}
+    opts = {"kappa": 8} if method in ("orc", "astar_dl") else {}
     s = jrec.get(method)
     big = _encode_batch(method, target, proposal, 256, **opts)
     small = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))(keys(256)[:7])
@@ -152,7 +152,8 @@ def test_max_steps_gives_ok_false():
     t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
     for method, opts in [("pfr", {"max_steps": 3}), ("gprs", {"max_steps": 3}),
                          ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1}),
-                         ("grs", {"max_steps": 3}), ("astar_bb", {"max_steps": 2})]:
+                         ("grs", {"max_steps": 3}), ("astar_bb", {"max_steps": 2}),
+                         ("astar_bb_dyadic", {"max_steps": 2}), ("astar_dl", {"max_steps": 2})]:
         code = _encode_batch(method, t, p, 200, **opts)
         assert not bool(jnp.all(code.ok)), method
         assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
@@ -221,9 +222,10 @@ def test_samplers_in_double_precision():
         t = distrax.Normal(jnp.float64(1.0), jnp.float64(0.25))
         p = distrax.Normal(jnp.float64(0.0), jnp.float64(1.0))
         keys = jax.random.split(jax.random.PRNGKey(0), 200)
-        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "orc"]:
+        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb", "astar_bb_dyadic", "orc",
+                     "astar_dl"]:
             s = jrec.get(name)
-            opts = {"kappa": 8} if name == "orc" else {}
+            opts = {"kappa": 8} if name in ("orc", "astar_dl") else {}
             c = jax.jit(jax.vmap(lambda k: s.encode(k, t, p, **opts)))(keys)
             x = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys, c.index)
             assert c.sample.dtype == jnp.float64 and c.index.dtype == jnp.int32, name

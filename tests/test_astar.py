@@ -1,0 +1,81 @@
+"""A* coding variants: AD* against AS* (steps, codelength), depth-limited AD*'s bias and index."""
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import keys
+from scipy import stats
+
+import jrec
+
+P = distrax.Normal(0.0, 1.0)
+
+
+def _run(method, target, n, **opts):
+    s = jrec.get(method)
+    code = jax.jit(jax.vmap(lambda k: s.encode(k, target, P, **opts)))(keys(n))
+    bits = np.asarray(jrec.coding.index_bits(method, code.index, **opts), np.float64)
+    return code, np.asarray(code.num_steps, np.float64), bits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mq,sq", [(2.0, 0.1), (1.03, 0.001)])
+def test_dyadic_takes_fewer_steps_and_codes_shorter_than_split_on_sample(mq, sq):
+    """The A* coding paper's claim: AD* beats AS* on both counts (same problems, same keys)."""
+    t = distrax.Normal(mq, sq)
+    _, s_as, b_as = _run("astar_bb", t, 5000)
+    c, s_ad, b_ad = _run("astar_bb_dyadic", t, 5000)
+    assert bool(jnp.all(c.ok))
+    for a, d in [(s_as, s_ad), (b_as, b_ad)]:
+        se = np.sqrt(a.var() / a.size + d.var() / d.size)
+        assert d.mean() < a.mean() - 3 * se, (d.mean(), a.mean(), se)
+    # and the heap index of AD* is short: delta code within a few bits of the KL
+    kl = float(jrec.divergences.kl(t, P)) / np.log(2)
+    assert b_ad.mean() < 1.6 * kl + 3
+
+
+def test_depth_limited_bias_shrinks_with_kappa():
+    """Approximate like ORC: far from Q for kappa << KL, indistinguishable for kappa = KL + 5."""
+    t = distrax.Normal(2.0, 0.25)  # KL = 4.2 bits
+    ref = stats.norm(2.0, 0.25).cdf
+    res = {}
+    for kappa in (2, 4, 10):
+        code, _, bits = _run("astar_dl", t, 6000, kappa=kappa)
+        idx = np.asarray(code.index)
+        assert bool(jnp.all(code.ok)) and idx.min() >= 1 and idx.max() < 2**kappa
+        assert np.all(bits == kappa)  # fixed-width index
+        res[kappa] = stats.kstest(np.asarray(code.sample), ref)
+        dec = jax.jit(jax.vmap(lambda k, i: jrec.astar.decode_dl(k, i, P)))(keys(6000), code.index)
+        np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+    d = {k: r.statistic for k, r in res.items()}
+    assert res[2].pvalue < 1e-10 and d[2] > d[4] > d[10]
+    assert res[10].pvalue > 1e-3
+
+
+def test_depth_limit_one_returns_the_root_point():
+    """kappa = 1: the tree is the root alone, whose point is a plain draw from P."""
+    t = distrax.Normal(1.0, 0.5)
+    code, steps, _ = _run("astar_dl", t, 3000, kappa=1)
+    assert np.all(np.asarray(code.index) == 1)
+    assert stats.kstest(np.asarray(code.sample), stats.norm(0, 1).cdf).pvalue > 1e-3
+
+
+def test_depth_limited_file_is_kappa_bits_per_index(tmp_path):
+    t = distrax.Normal(jnp.linspace(-1, 1, 64), jnp.full(64, 0.2))
+    code = jrec.encode(keys(64), t, P, method="astar_dl", kappa=10)
+    n = jrec.save_code(tmp_path / "x.jrec", code, method="astar_dl", key=keys(64), proposal=P, kappa=10)
+    assert n * 8 - 64 * 10 < 8 * 24  # payload 640 bits + a small header
+    f = jrec.load_code(tmp_path / "x.jrec", key=keys(64), proposal=P)
+    x = jrec.decode(keys(64), f.index, P, method="astar_dl", kappa=10)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
+    with pytest.raises(jrec.ShapeMismatchError, match="indices must lie"):
+        jrec.decode(keys(64), jnp.full(64, 2**10, jnp.int32), P, method="astar_dl", kappa=10)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="kappa"):
+        jrec.astar.kernel_dl(kappa=0)
+    with pytest.raises(ValueError, match="max_steps"):
+        jrec.astar.kernel_bb_dyadic(max_steps=0)
