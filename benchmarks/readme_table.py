@@ -21,7 +21,7 @@ def render(data) -> str:
         f"{m['cpu']}, {m['cores']} cores, JAX {m['jax']} ({m['backend']}). Throughput is the wall "
         "clock of a compiled, vmapped batch (plain `vmap` vs the lane-refill runner, 256 lanes, same "
         "indices); steps are per problem; bits are the default index code's lengths (Elias gamma; "
-        "heap indices of branch and bound: Elias delta; ORC: kappa).",
+        "heap indices of branch and bound: Elias delta; ORC and depth-limited A*: kappa = ceil(KL) + 2).",
         "",
         "**Fixed-KL family** (Q = N(m, s²), m ~ U(-0.3, 0.3), P = N(0, 1)):",
         "",
@@ -40,8 +40,9 @@ def render(data) -> str:
             f"{r['theory_steps_global']:.1f} | {r['gamma_bits_mean']:.2f} | {r['kl_plus_log_bits']:.2f} |")
     lines += [
         "",
-        "**Gaussian channel** (the GPRS paper's Figure 2 setting; refill runner). Paper columns: "
-        "split-on-sample GPRS from the paper's `data/figure2`:",
+        "**Gaussian channel** (the GPRS paper's Figure 2 setting; refill runner). Paper columns, from "
+        "the paper's `data/figure2`: split-on-sample GPRS beside `gprs_bb`, AS* beside `astar_bb`, and "
+        "the paper's dyadic GPRS (its best branch and bound) beside our dyadic A* `astar_bb_dyadic`:",
         "",
         "| I bits | sampler | enc/s | mean steps | median | max | mean bits | paper steps | paper bits |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -49,8 +50,8 @@ def render(data) -> str:
     for r in data["rows"]:
         if r["family"] != "channel":
             continue
-        ps = r.get("paper_sac_steps")
-        pb = r.get("paper_sac_bits")
+        ps = r.get("paper_steps", r.get("paper_sac_steps"))
+        pb = r.get("paper_bits", r.get("paper_sac_bits"))
         lines.append(
             f"| {r['level_bits']:.2f} | {r['method']} | {r['refill_encodes_per_s']:,.0f} | "
             f"{r['steps_mean']:.2f} | {r['steps_median']:.0f} | {r['steps_max']:.0f} | "

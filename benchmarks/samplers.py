@@ -16,7 +16,8 @@ median / quartile / max steps, the global-sampler theory E[exp(D_inf)], mean log
 the index, mean Elias-gamma bits beside KL + log2(KL + 1) + 1, and the GPRS paper's
 split-on-sample figures. Writes ``benchmarks/results/samplers.json`` and ``.png``.
 
-    python benchmarks/samplers.py [--batch 10000] [--quick]
+    python benchmarks/samplers.py [--batch 10000] [--quick] [--methods a,b] [--families kl,channel]
+                                  [--name samplers]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import distrax
@@ -44,13 +46,16 @@ RESULTS = os.path.join(HERE, "results")
 PAPER_SAC = {0.95: (2.06, 7.68), 3.5: (4.66, 9.87), 6.9: (9.09, 13.58), 12.0: (16.13, 19.29)}
 # ... and AS* (A* coding, split on sample) mean steps from the same file (DESIGN.md section 6).
 PAPER_ASTAR = {0.95: (4.16, None), 3.5: (7.08, None), 6.9: (11.42, None), 12.0: (18.53, None)}
+# ... and dyadic GPRS (the paper's best branch and bound: fewer steps, shorter codes than
+# split on sample); printed beside AD*, our dyadic branch and bound.
+PAPER_DYADIC = {0.95: (1.79, 4.65), 3.5: (3.74, 8.08), 6.9: (6.82, 12.17), 12.0: (11.80, 17.95)}
 
 # Largest level (bits) per sampler: global samplers need exp(D_inf) steps per problem.
 MAX_BITS = {
     "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "astar_bb": 12.0,
-           "orc": 10.0},
+           "astar_bb_dyadic": 12.0, "orc": 10.0, "astar_dl": 10.0},
     "channel": {"pfr": 5.2, "gprs": 5.2, "grs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "astar_bb": 12.0,
-                "orc": 0.0},
+                "astar_bb_dyadic": 12.0, "orc": 0.0, "astar_dl": 0.0},
 }
 LEVELS = {"kl": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
           "channel": [0.95, 2.0, 3.5, 5.2, 6.9, 8.6, 10.3, 12.0]}
@@ -106,7 +111,8 @@ def bench_one(family, method, bits, batch, modes, seed=0):
     s = jrec.get(method)
     loc, scale = targets(family, jax.random.PRNGKey(seed), batch, bits)
     p = distrax.Normal(0.0, 1.0)
-    opts = {"kappa": int(np.ceil(bits)) + 2} if method == "orc" else {}
+    # fixed-budget samplers: kappa = KL + 2 bits
+    opts = {"kappa": int(np.ceil(bits)) + 2} if method in ("orc", "astar_dl") else {}
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), batch)
     row = {"family": family, "method": method, "level_bits": bits, "batch": batch}
     code = None
@@ -141,9 +147,10 @@ def bench_one(family, method, bits, batch, modes, seed=0):
         "gamma_bits_mean": float(gamma.mean()),
         "kl_plus_log_bits": float(np.mean(kl_plus_log_bits(kl))),
     })
-    paper = {"gprs_bb": PAPER_SAC, "astar_bb": PAPER_ASTAR}.get(method, {})
+    paper = {"gprs_bb": PAPER_SAC, "astar_bb": PAPER_ASTAR, "astar_bb_dyadic": PAPER_DYADIC}.get(method, {})
     if family == "channel" and bits in paper:
-        row["paper_sac_steps"], row["paper_sac_bits"] = paper[bits]
+        # the paper's figure for this sampler (for astar_bb_dyadic: the paper's dyadic GPRS)
+        row["paper_steps"], row["paper_bits"] = paper[bits]
     return row
 
 
@@ -190,12 +197,15 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="jrec sampler benchmark")
     ap.add_argument("--batch", type=int, default=10_000)
-    ap.add_argument("--methods", default="pfr,gprs,grs,gprs_parallel,gprs_bb,astar_bb,orc")
+    ap.add_argument("--methods",
+                    default="pfr,gprs,grs,gprs_parallel,gprs_bb,astar_bb,astar_bb_dyadic,orc,astar_dl")
     ap.add_argument("--quick", action="store_true", help="batch 1000, few levels")
+    ap.add_argument("--name", default=None, help="results file name (default samplers / samplers_quick)")
+    ap.add_argument("--families", default="kl,channel")
     a = ap.parse_args(argv)
     batch = 1000 if a.quick else a.batch
     rows = []
-    for family in ("kl", "channel"):
+    for family in a.families.split(","):
         levels = LEVELS[family][::3] if a.quick else LEVELS[family]
         for method in a.methods.split(","):
             for bits in levels:
@@ -212,8 +222,9 @@ def main(argv=None):
                       f"gamma={r['gamma_bits_mean']:6.2f} KL+log+1={r['kl_plus_log_bits']:6.2f} "
                       f"ok={r['ok_fraction']:.4f}", flush=True)
     os.makedirs(RESULTS, exist_ok=True)
-    out = {"machine": machine(), "setting": __doc__, "rows": rows}
-    name = "samplers_quick" if a.quick else "samplers"
+    cmd = "python benchmarks/samplers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = {"command": cmd.strip(), "machine": machine(), "setting": __doc__, "rows": rows}
+    name = a.name or ("samplers_quick" if a.quick else "samplers")
     with open(os.path.join(RESULTS, name + ".json"), "w") as f:
         json.dump(out, f, indent=1)
     plot(rows, os.path.join(RESULTS, name + ".png"))
