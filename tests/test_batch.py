@@ -25,7 +25,7 @@ def _mixed_targets(n, method):
 
 @pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb",
                                     "astar_bb_dyadic", "orc", "astar_dl", "dither"])
-@pytest.mark.parametrize("lanes", [1, 7, 64])
+@pytest.mark.parametrize("lanes", [1, 7])  # one lane; lanes that do not divide the batch
 def test_refill_equals_vmap(method, lanes):
     n = 120
     make, params = _mixed_targets(n, method)

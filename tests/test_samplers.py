@@ -15,8 +15,8 @@ N_DRAWS = 20_000
 
 
 def _draws(method, pair_name):
-    if pair_name == HIGH_KL and method in ("gprs", "gprs_parallel", "grs"):
-        return 4_000
+    if pair_name == HIGH_KL and method in ("pfr", "gprs", "gprs_parallel", "grs"):
+        return 2_500  # ~1,700 candidates each
     return N_DRAWS
 
 
@@ -178,8 +178,8 @@ def test_vmap_over_target_parameters(method):
     assert bool(jnp.all(code.ok))
     dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys(64), code.index)
     np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
-    # each element equals the unbatched encode of its own target
-    for i in (0, 31, 63):
+    # an element equals the unbatched encode of its own target (one: each is a compile)
+    for i in (37,):
         one = jax.jit(lambda k: s.encode(k, distrax.Normal(mu[i], sd[i]), p, **opts))(keys(64)[i])
         assert int(np.asarray(one.index).ravel()[-1]) == int(np.asarray(code.index[i]).ravel()[-1])
 
