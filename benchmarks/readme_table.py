@@ -42,7 +42,8 @@ def render(data) -> str:
         "",
         "**Gaussian channel** (the GPRS paper's Figure 2 setting; refill runner). Paper columns, from "
         "the paper's `data/figure2`: split-on-sample GPRS beside `gprs_bb`, AS* beside `astar_bb`, and "
-        "the paper's dyadic GPRS (its best branch and bound) beside our dyadic A* `astar_bb_dyadic`:",
+        "the paper's dyadic GPRS (its best branch and bound) beside our dyadic A* `astar_bb_dyadic` "
+        "(where run):",
         "",
         "| I bits | sampler | enc/s | mean steps | median | max | mean bits | paper steps | paper bits |",
         "|---|---|---|---|---|---|---|---|---|",
