@@ -243,10 +243,10 @@ def _decode(key, index, proposal, split: str):
         a, b, g, x = s
         h = (index >> (depth - d)).astype(INDEX_DTYPE)  # the node at depth d on the path
         c = _split_point(p, a, b, x, split)
-        left = _child(key, h, p, a, b, g, c, 0)
-        right = _child(key, h, p, a, b, g, c, 1)
-        go_right = (h & 1) == 1
-        return tuple(jnp.where(go_right, r, lft) for lft, r in zip(left, right, strict=True))
+        go_right = (h & 1) == 1  # only the child on the path is drawn
+        a, b = jnp.where(go_right, c, a), jnp.where(go_right, b, c)
+        g, x = _node(key, h, p, a, b, g)
+        return a, b, g, x
 
     _, _, _, x = jax.lax.fori_loop(2, depth + 1, body, (lo, hi, g0, x0))
     return jnp.where(depth >= 1, x, jnp.nan)
@@ -262,6 +262,5 @@ def decode_bb_dyadic(key, index, proposal, **_static):
     return _decode(key, index, proposal, "dyadic")
 
 
-def decode_dl(key, index, proposal, **_static):
-    """Depth-limited AD* decoder (the same tree as AD*)."""
-    return _decode(key, index, proposal, "dyadic")
+#: Depth-limited AD* decodes on the same tree as AD*.
+decode_dl = decode_bb_dyadic
