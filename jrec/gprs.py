@@ -38,19 +38,21 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jrec import dists, poisson
+from jrec import bb, dists, poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
-from jrec.divergences import log_stretch, stretch_table
+from jrec.divergences import _NODES as _NODES_PER_PANEL
+from jrec.divergences import _bary_eval, log_stretch, stretch_table
 from jrec.ratio import density_ratio
 
 __all__ = [
     "encode", "decode", "kernel",
     "encode_parallel", "decode_parallel", "kernel_parallel",
     "encode_bb", "decode_bb", "kernel_bb",
+    "encode_bb_dyadic", "decode_bb_dyadic", "kernel_bb_dyadic",
 ]
 
 DEFAULT_MAX_STEPS = 2**22
-MAX_DEPTH = 31
+MAX_DEPTH = bb.MAX_DEPTH
 
 
 def _prepare(name):
@@ -217,20 +219,9 @@ class BBState(NamedTuple):
     done: jax.Array
 
 
-def _bb_node(key, depth, proposal, a, b):
-    """Arrival-time increment and ``X_d ~ P|[a, b]`` at ``depth`` (shared by both sides)."""
-    tk, uk = poisson.candidate_keys(key, depth)
-    dt = a.dtype
-    e = jax.random.exponential(tk, (), dt)
-    u = jax.random.uniform(uk, (), dt)
-    x = dists.truncated_quantile(proposal, a, b, u)
-    return e, x
-
-
 def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     """Split-on-sample branch-and-bound GPRS as a :class:`~jrec.core.Kernel`."""
-    if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_DEPTH):
-        raise ValueError(f"max_steps (depth) must be an int in [1, {MAX_DEPTH}], got {max_steps!r}")
+    bb._check_depth(max_steps)
 
     def init(_key, ctx):
         ratio, p, _ = ctx
@@ -243,7 +234,7 @@ def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     def step(key, ctx, s):
         ratio, p, table = ctx
         d = s.depth + 1
-        e, x = _bb_node(key, d, p, s.a, s.b)
+        e, x = bb.node(key, d, p, s.a, s.b)
         mass = dists.interval_mass(p, s.a, s.b)
         times, t, comp = poisson.arrival_times(s.t, s.comp, (e / mass)[None])
         accept = jnp.log(times[0]) <= log_stretch(table, ratio.depth(x))
@@ -275,20 +266,168 @@ def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
 
 def decode_bb(key, index, proposal, **_static):
     """Replay the branches encoded in the heap index; return the accepted ``X``."""
-    p = sampling_distribution(proposal)
-    index = jnp.asarray(index, INDEX_DTYPE)
-    dt = dists.dtype_of(p)
-    depth = bit_length(index)
-    lo, hi = dists.support(p, dt)
+    return bb.decode(key, index, proposal, "sample")
 
-    def body(d, s):
-        a, b, _ = s
-        _, x = _bb_node(key, d, p, a, b)
-        go_right = ((index >> (depth - d - 1)) & 1) == 1
-        last = d == depth
-        a = jnp.where(~last & go_right, x, a)
-        b = jnp.where(~last & ~go_right, x, b)
-        return a, b, x
 
-    _, _, x = jax.lax.fori_loop(1, depth + 1, body, (lo, hi, jnp.zeros((), dt)))
-    return jnp.where(depth >= 1, x, jnp.nan)
+# -- branch and bound, dyadic ---------------------------------------------------------------
+
+_PANELS = 8  # quadrature panels (8 Gauss-Legendre nodes each) for the clipped part of a node
+_W_CAP = 40.0
+_BISECT = 40
+
+
+def _bary(values, tau):
+    """Barycentric interpolation of values at the 8 GL nodes of [0, 1], at ``tau``."""
+    t, _ = dists.gauss_legendre(_NODES_PER_PANEL, values.dtype)
+    return _bary_eval(values, tau, t)
+
+
+def _level_rule(ctx, a, b, log_h, e):
+    """GPRS's level after the node's arrival at time ``E / P(B)``: ``eta`` with
+
+        int_h^eta P(B) d eta' / g_B(eta') = E,
+
+    (``g_B`` the residual mass of B, :meth:`~jrec.ratio.DensityRatio.excess`); accept iff
+    ``r(X) >= eta``. With ``far`` / ``near`` the ends of B with the lower / higher ratio,
+    the level set ``{r >= eta}`` meets B in three regimes as ``eta`` grows:
+
+    1. ``eta < r(far)``: all of B, ``g_B / P(B) = Q(B) / P(B) - eta`` (linear, solved in
+       closed form);
+    2. up to ``r(near)`` (mode in B) or ``sup_B r = r(near)`` (mode outside): the
+       interval from the level set's far-side end ``x`` to ``near``; parameterised by
+       ``x = near + (x_s - near) exp(-w)`` (so the integrand stays smooth where it
+       diverges at ``sup_B r``) and integrated by Gauss-Legendre panels, then inverted
+       inside the panel where ``E`` falls;
+    3. mode in B, ``eta >= r(near)``: the level set lies inside B, ``g_B = g``, and the
+       integral is ``P(B) (sigma(eta) - sigma(r(near)))`` with the global stretch table.
+
+    Returns ``(log eta, log eta, ok)``; ``ok`` is False when ``E`` lands beyond what the
+    dtype resolves below ``sup_B r`` (a level within ~1e-5 (float32) of the top of a
+    node whose region excludes the mode).
+    """
+    ratio, p, table = ctx
+    dt = a.dtype
+    mass = dists.interval_mass(p, a, b)
+    log_mass = jnp.log(mass)
+    m = jnp.asarray(ratio.mode, dt)
+    fa, fb = jnp.isfinite(a), jnp.isfinite(b)
+    lra = jnp.where(fa, ratio.log_ratio(jnp.where(fa, a, m)), -jnp.inf)
+    lrb = jnp.where(fb, ratio.log_ratio(jnp.where(fb, b, m)), -jnp.inf)
+    m_in = (a <= m) & (m <= b)
+    near_b = jnp.where(m_in, lrb >= lra, m > b)
+    near, far = jnp.where(near_b, b, a), jnp.where(near_b, a, b)
+    lr_near, lr_far = jnp.where(near_b, lrb, lra), jnp.where(near_b, lra, lrb)
+
+    def depth_of(log_level):
+        return jnp.sqrt(jnp.maximum(ratio.log_sup - log_level, 0.0))
+
+    def far_end(log_level):  # far-side end of the level set {r >= level}
+        lo, hi = ratio.level_set(depth_of(log_level))
+        return jnp.where(near_b, lo, hi)
+
+    # 1. all of B in the level set
+    in1 = log_h < lr_far
+    h = jnp.exp(log_h)
+    g_h = ratio.excess(a, b, log_h) / mass
+    frac = jnp.clip((jnp.exp(lr_far) - h) / g_h, 0.0, 1.0)
+    u1 = jnp.where(in1, -jnp.log1p(-frac), 0.0)
+    land1 = in1 & (e < u1)
+    log_eta1 = jnp.log(h + g_h * -jnp.expm1(-e))
+    e2 = e - u1
+
+    # 2. the level set's far end x moves from x_s towards near (ends at x_e)
+    log_h2 = jnp.where(in1, lr_far, log_h)
+    x_s = jnp.clip(jnp.where(in1, far, far_end(log_h2)), a, b)
+    active2 = (log_h2 < lr_near) & jnp.isfinite(x_s) & jnp.isfinite(near) & (x_s != near)
+    x_s = jnp.where(active2, x_s, jnp.where(jnp.isfinite(near), near, 0.0) - 1)
+    span = jnp.abs(near - x_s)
+    eps = jnp.finfo(dt).eps
+    w_cap = jnp.clip(jnp.log(span / (64 * eps * (jnp.abs(near) + span * eps))), 0.0, _W_CAP)
+    x_e = far_end(lr_near)
+    w_end = jnp.where(m_in, jnp.log(span / jnp.maximum(jnp.abs(near - x_e), span * jnp.exp(-w_cap))), w_cap)
+    w_end = jnp.clip(w_end, 0.0, w_cap)
+    near_s = jnp.where(active2, near, 0.0)
+    dw = w_end / _PANELS
+    t, wts = dists.gauss_legendre(_NODES_PER_PANEL, dt)
+    ws = (jnp.arange(_PANELS, dtype=dt)[:, None] + t) * dw  # (panels, nodes)
+
+    def log_integrand(w):
+        x = near_s + (x_s - near_s) * jnp.exp(-w)
+        lr = ratio.log_ratio(x)
+        lo, hi = jnp.minimum(x, near_s), jnp.maximum(x, near_s)
+        g = ratio.excess_on(lo, hi, lr, at=x)
+        slope = jnp.abs(jax.grad(ratio.log_ratio)(x))
+        return jnp.log(jnp.abs(near_s - x)) + jnp.log(slope) + lr + log_mass - jnp.log(g)
+
+    log_f = jax.vmap(jax.vmap(log_integrand))(ws)
+    log_f = jnp.where(jnp.isnan(log_f), jnp.inf, log_f)
+    panel = dw * jnp.sum(wts * jnp.exp(log_f), axis=1)
+    cum = jnp.cumsum(panel)
+    total2 = jnp.where(active2, cum[-1], 0.0)
+    land2 = ~land1 & active2 & (e2 < total2)
+    k = jnp.argmax(cum > e2)
+    before = jnp.where(k > 0, cum[jnp.maximum(k - 1, 0)], 0.0)
+    lf_k = log_f[k]
+    rest = e2 - before
+
+    def partial(tau):  # int over the first tau of panel k, of the interpolated integrand
+        return dw * tau * jnp.sum(wts * jnp.exp(jax.vmap(lambda s: _bary(lf_k, s))(tau * t)))
+
+    def bisect(_, lohi):
+        lo, hi = lohi
+        mid = 0.5 * (lo + hi)
+        below = partial(mid) < rest
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    tlo, thi = jax.lax.fori_loop(0, _BISECT, bisect, (jnp.zeros((), dt), jnp.ones((), dt)))
+    w_star = (k + 0.5 * (tlo + thi)) * dw
+    x_star = near_s + (x_s - near_s) * jnp.exp(-w_star)
+    log_eta2 = ratio.log_ratio(x_star)
+    ok2 = jnp.all(jnp.isfinite(lf_k))
+
+    # 3. level set inside B: the global stretch function, time running at rate P(B)
+    e3 = e2 - total2
+    l3 = jnp.maximum(log_h, lr_near)
+    v3 = depth_of(l3)
+    log_sig3 = log_stretch(table, v3)
+    target = jnp.logaddexp(log_sig3, jnp.log(jnp.maximum(e3, 0.0)) - log_mass)
+    v_hi = jnp.minimum(v3, jnp.sqrt(jnp.maximum(ratio.log_sup, 0.0) + 60.0))
+
+    def bisect3(_, lohi):
+        lo, hi = lohi
+        mid = 0.5 * (lo + hi)
+        above = log_stretch(table, mid) > target  # sigma decreases with depth
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    vlo, vhi = jax.lax.fori_loop(0, _BISECT, bisect3, (jnp.zeros((), dt), v_hi))
+    vs = 0.5 * (vlo + vhi)
+    log_eta3 = ratio.log_sup - vs * vs
+
+    # mode outside B and E beyond the resolvable part of piece 2: the top of the grid
+    x_top = near_s + (x_s - near_s) * jnp.exp(-w_end)
+    log_eta_top = ratio.log_ratio(x_top)
+    log_eta = jnp.where(land1, log_eta1, jnp.where(land2, log_eta2, jnp.where(m_in, log_eta3, log_eta_top)))
+    ok = land1 | (land2 & ok2) | (~land2 & m_in)
+    return log_eta, log_eta, ok
+
+
+def kernel_bb_dyadic(*, max_steps: int = MAX_DEPTH) -> Kernel:
+    """Branch-and-bound GPRS with dyadic splits as a :class:`~jrec.core.Kernel` (see :mod:`jrec.bb`)."""
+    return bb.kernel(_prepare("gprs_bb_dyadic"), _level_rule, "dyadic", max_steps, decode_bb_dyadic)
+
+
+def encode_bb_dyadic(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:
+    """Branch-and-bound GPRS splitting each interval at its P-median; heap index.
+
+    Unlike split on sample, both halves of a rejected interval may hold the residual
+    target, so the path goes to each with probability proportional to its residual
+    mass, and each node runs GPRS for the residual restricted to its interval (the
+    stretch function of ``w_P, w_Q`` restricted to it): see :mod:`jrec.bb` and
+    :func:`_level_rule` for how that level is computed.
+    """
+    return run(kernel_bb_dyadic(max_steps=max_steps), key, target, proposal)
+
+
+def decode_bb_dyadic(key, index, proposal, **_static):
+    """Walk the dyadic splits of the heap index (P's quantiles only); the last node's sample."""
+    return bb.decode(key, index, proposal, "dyadic")

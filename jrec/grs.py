@@ -25,6 +25,17 @@ float32), and ``r - h_{i-1} = r (1 - exp(-(a_{i-1} - a(X))))``. Levels of a chun
 computed by a sequential scan, so indices do not depend on ``chunk_size``.
 Requirements and limits as global GPRS: a 1-D pair with bounded ratio; the search
 stops at ``max_steps`` candidates (``ok=False``).
+
+**Greedy rejection coding** (:func:`encode_bb`; Flamich, Markou & Hernandez-Lobato,
+"Faster relative entropy coding with greedy rejection coding", NeurIPS 2023): the same
+greedy step on a search path through a tree of intervals (:mod:`jrec.bb`), for 1-D
+unimodal r. At node ``B`` with residual ``(r - h)_+ dP`` on B, ``X ~ P|B`` is accepted with
+probability ``min(1, (r(X) - h)_+ P(B) / g_B(h))`` (``g_B`` the residual mass of B, from
+the width functions restricted to B), the level rises to ``h' = h + g_B(h) / P(B)``, and
+a rejection goes to the part of B left of ``X`` or right of it (split on sample; dyadic
+splits with ``split="dyadic"``) with probability proportional to its residual mass at
+``h'``. The index is the heap index of the accepting node, ``E[depth] = O(D_KL)``;
+the decoder replays the path (it never needs Q), exactly like GPRS's.
 """
 
 from __future__ import annotations
@@ -34,13 +45,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jrec import poisson
+from jrec import bb, dists, poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.divergences import log_excess, stretch_table
 from jrec.gprs import decode
 from jrec.ratio import density_ratio
 
-__all__ = ["encode", "decode", "kernel", "GRSState"]
+__all__ = ["encode", "decode", "kernel", "GRSState", "encode_bb", "decode_bb", "kernel_bb"]
 
 DEFAULT_MAX_STEPS = 2**22
 
@@ -116,3 +127,36 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
     """Global GRS: the first candidate accepted by the greedy staircase; ``index = N``."""
     return run(kernel(max_steps=max_steps, chunk_size=chunk_size), key, target, proposal)
+
+
+# -- greedy rejection coding (branch and bound) ---------------------------------------------
+
+
+def _prepare_bb(target, proposal):
+    ratio = density_ratio(target, proposal)
+    if ratio.block:
+        raise ValueError("grc_bb needs a scalar (1-D) target and proposal; vmap over coordinates")
+    return ratio, sampling_distribution(proposal, target)
+
+
+def _level_rule(ctx, a, b, log_h, e):
+    """The greedy step on node ``[a, b]``: threshold ``h + U g_B(h)/P(B)``, level ``h + g_B(h)/P(B)``."""
+    ratio, p = ctx
+    log_step = jnp.log(ratio.excess(a, b, log_h)) - jnp.log(dists.interval_mass(p, a, b))
+    return jnp.logaddexp(log_h, log_step - e), jnp.logaddexp(log_h, log_step), jnp.asarray(True)
+
+
+def kernel_bb(*, max_steps: int = bb.MAX_DEPTH, split: str = "sample") -> Kernel:
+    """Greedy rejection coding (branch and bound) as a :class:`~jrec.core.Kernel`."""
+    return bb.kernel(_prepare_bb, _level_rule, split, max_steps,
+                     lambda key, index, proposal, **_: decode_bb(key, index, proposal, split=split))
+
+
+def encode_bb(key, target, proposal, *, max_steps: int = bb.MAX_DEPTH, split: str = "sample") -> Code:
+    """Greedy rejection coding with branch and bound (GRC; split on sample by default); heap index."""
+    return run(kernel_bb(max_steps=max_steps, split=split), key, target, proposal)
+
+
+def decode_bb(key, index, proposal, *, split: str = "sample", **_static):
+    """Replay the path of the heap index (as for split-on-sample GPRS); the accepted ``X``."""
+    return bb.decode(key, index, proposal, split)

@@ -33,6 +33,7 @@ __all__ = ["DensityRatio", "density_ratio", "as_factorised"]
 
 _GOLDEN_ITERS = 90
 _BISECT_ITERS = 60
+_EXCESS_NODES = 8
 
 
 def as_factorised(dist):
@@ -138,6 +139,54 @@ class DensityRatio:
             return jnp.where(inside_edge, edge, 0.5 * (a + b))
 
         return side(lo), side(hi)
+
+    def log_ratio_gap(self, t, x):
+        """log r(t) - log r(x), without the cancellation of two large logs (Normal pairs)."""
+        if self.kind == "normal":
+            _, _, nu, kappa = self._std()
+            zt = (t - self.proposal.loc) / self.proposal.scale
+            zx = (x - self.proposal.loc) / self.proposal.scale
+            return -(zt - zx) * (zt + zx - 2 * nu) / (2 * kappa)
+        return self.log_ratio(t) - self.log_ratio(x)
+
+    def excess_on(self, lo, hi, log_h, at=None):
+        """``int_lo^hi (r - h) dP`` on an interval where ``r >= h`` (1-D pairs).
+
+        ``Q([lo, hi]) - h P([lo, hi])``, or, where that difference would cancel (the
+        interval sits near the top of r, ``h P > Q / 2``), Gauss-Legendre quadrature of
+        ``p (r - h)`` with ``r - h = h expm1(log r - log h)``; ``at``, a point with
+        ``r(at) = h`` (when the level is the ratio at a known point), makes
+        ``log r - log h`` exact to rounding (:meth:`log_ratio_gap`).
+        """
+        lo = jnp.asarray(lo)
+        hi = jnp.maximum(lo, hi)
+        h = jnp.exp(log_h)
+        mq = dists.interval_mass(self.target, lo, hi)
+        mp = dists.interval_mass(self.proposal, lo, hi)
+        quad_ok = (h * mp > 0.5 * mq) & jnp.isfinite(lo) & jnp.isfinite(hi) & jnp.isfinite(log_h)
+        t, w = dists.gauss_legendre(_EXCESS_NODES, lo.dtype)
+        lo_f, hi_f = jnp.where(quad_ok, lo, 0.0), jnp.where(quad_ok, hi, 1.0)
+        mid = jnp.clip(jnp.where(jnp.isfinite(self.mode), self.mode, lo_f), lo_f, hi_f)
+        safe_log_h = jnp.where(quad_ok, log_h, 0.0)[..., None]
+        quad = 0.0
+        for u, v in ((lo_f, mid), (mid, hi_f)):  # r may have a kink at its mode (generic pairs)
+            xs = u[..., None] + (v - u)[..., None] * t
+            gap = self.log_ratio_gap(xs, at[..., None]) if at is not None else self.log_ratio(xs) - safe_log_h
+            dens = jnp.exp(self.proposal.log_prob(xs) + safe_log_h)
+            quad = quad + (v - u) * jnp.sum(w * dens * jnp.expm1(jnp.maximum(gap, 0.0)), axis=-1)
+        return jnp.maximum(jnp.where(quad_ok, quad, mq - h * mp), 0.0)
+
+    def excess(self, a, b, log_h):
+        """The residual mass ``g_B(h) = E_P[(r - h)_+ ; B]`` of the interval ``B = [a, b]``.
+
+        ``= w_Q(h | B) - h w_P(h | B)`` with the width functions restricted to B,
+        ``w_P(h | B) = P(B and r >= h)``, ``w_Q(h | B) = Q(B and r >= h)``; for unimodal r
+        ``{r >= h}`` is an interval (:meth:`level_set`), so both are interval masses.
+        ``log_h = -inf`` gives ``Q(B)``.
+        """
+        lo_l, hi_l = self.level_set(jnp.sqrt(jnp.maximum(self.log_sup - log_h, 0.0)))
+        lo, hi = jnp.maximum(a, lo_l), jnp.minimum(b, hi_l)
+        return jnp.where(hi > lo, self.excess_on(lo, jnp.maximum(lo, hi), log_h), 0.0)
 
     def width_p(self, v):
         """w_P at depth v: P(r(X) >= sup r * exp(-v^2))."""
