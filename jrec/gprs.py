@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.divergences import _NODES as _NODES_PER_PANEL
 from jrec.divergences import _bary_eval, log_stretch, stretch_table
 from jrec.ratio import density_ratio
@@ -291,7 +291,8 @@ def _level_rule(ctx, a, b, log_h, e):
     ``r(X) >= eta``. With ``far`` / ``near`` the ends of B with the lower / higher ratio,
     the level set ``{r >= eta}`` meets B in three regimes as ``eta`` grows:
 
-    1. ``eta < r(far)``: all of B, ``g_B / P(B) = Q(B) / P(B) - eta`` (linear, solved in
+    1. while ``B`` meets the level set in the same interval ``I`` (``eta < r(far)``, or a
+       flat top of r): ``g_B / P(B) = (Q(I) - eta P(I)) / P(B)`` (linear, solved in
        closed form);
     2. up to ``r(near)`` (mode in B) or ``sup_B r = r(near)`` (mode outside): the
        interval from the level set's far-side end ``x`` to ``near``; parameterised by
@@ -315,8 +316,8 @@ def _level_rule(ctx, a, b, log_h, e):
     lrb = jnp.where(fb, ratio.log_ratio(jnp.where(fb, b, m)), -jnp.inf)
     m_in = (a <= m) & (m <= b)
     near_b = jnp.where(m_in, lrb >= lra, m > b)
-    near, far = jnp.where(near_b, b, a), jnp.where(near_b, a, b)
-    lr_near, lr_far = jnp.where(near_b, lrb, lra), jnp.where(near_b, lra, lrb)
+    near = jnp.where(near_b, b, a)
+    lr_near = jnp.where(near_b, lrb, lra)
 
     def depth_of(log_level):
         return jnp.sqrt(jnp.maximum(ratio.log_sup - log_level, 0.0))
@@ -325,19 +326,24 @@ def _level_rule(ctx, a, b, log_h, e):
         lo, hi = ratio.level_set(depth_of(log_level))
         return jnp.where(near_b, lo, hi)
 
-    # 1. all of B in the level set
-    in1 = log_h < lr_far
+    # 1. while the part I of B in the level set stays the same (all of B, or a flat top)
     h = jnp.exp(log_h)
-    g_h = ratio.excess(a, b, log_h) / mass
-    frac = jnp.clip((jnp.exp(lr_far) - h) / g_h, 0.0, 1.0)
+    lo_l, hi_l = ratio.level_set(depth_of(log_h))
+    lo_i, hi_i = jnp.maximum(a, lo_l), jnp.minimum(b, hi_l)
+    lr_lo = jnp.where(lo_i <= a, lra, ratio.log_ratio(lo_i))
+    lr_hi = jnp.where(hi_i >= b, lrb, ratio.log_ratio(hi_i))
+    lr1 = jnp.minimum(lr_lo, lr_hi)  # I is {r >= eta} within B up to this level
+    in1 = log_h < lr1
+    g_h = jnp.where(hi_i > lo_i, ratio.excess_on(lo_i, jnp.maximum(lo_i, hi_i), log_h), 0.0) / mass
+    frac = jnp.clip((jnp.exp(lr1) - h) / g_h, 0.0, 1.0)
     u1 = jnp.where(in1, -jnp.log1p(-frac), 0.0)
     land1 = in1 & (e < u1)
     log_eta1 = jnp.log(h + g_h * -jnp.expm1(-e))
     e2 = e - u1
 
     # 2. the level set's far end x moves from x_s towards near (ends at x_e)
-    log_h2 = jnp.where(in1, lr_far, log_h)
-    x_s = jnp.clip(jnp.where(in1, far, far_end(log_h2)), a, b)
+    log_h2 = jnp.where(in1, lr1, log_h)
+    x_s = jnp.clip(jnp.where(in1, jnp.where(near_b, lo_i, hi_i), far_end(log_h2)), a, b)
     active2 = (log_h2 < lr_near) & jnp.isfinite(x_s) & jnp.isfinite(near) & (x_s != near)
     x_s = jnp.where(active2, x_s, jnp.where(jnp.isfinite(near), near, 0.0) - 1)
     span = jnp.abs(near - x_s)

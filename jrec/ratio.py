@@ -136,7 +136,7 @@ class DensityRatio:
                 return jnp.where(ins, mid, a), jnp.where(ins, b, mid)
 
             a, b = jax.lax.fori_loop(0, _BISECT_ITERS, body, (m, edge))
-            return jnp.where(inside_edge, edge, 0.5 * (a + b))
+            return jnp.where(inside_edge, edge, a)  # the inside end: r >= level there
 
         return side(lo), side(hi)
 
