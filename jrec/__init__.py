@@ -18,6 +18,7 @@ Public API::
 from jrec import (
     astar,
     batch,
+    bb,
     bitstream,
     bounds,
     coding,
@@ -110,5 +111,6 @@ __all__ = [
     "divergences",
     "dists",
     "poisson",
+    "bb",
     "ratio",
 ]

@@ -273,7 +273,7 @@ def _check_index_range(method: str, index: np.ndarray, opts: dict):
         if not (index[..., 0].min() >= 0 and index[..., 0].max() < opts["num_shards"]):
             raise ShapeMismatchError(f"gprs_parallel: shard ids must lie in [0, {opts['num_shards']})")
         lo, hi, vals = 1, opts["max_steps"], index[..., 1]
-    elif method == "gprs_bb":
+    elif method in ("gprs_bb", "gprs_bb_dyadic", "grc_bb"):  # heap index of depth <= max_steps
         lo, hi, vals = 1, 2 ** opts["max_steps"] - 1, index
     elif method in ("astar_bb", "astar_bb_dyadic"):
         lo, hi, vals = 1, 2**31 - 1, index

@@ -16,7 +16,8 @@ Format, version 1 (all multi-byte integers are unsigned LEB128 varints unless si
                                              bit 1: several index arrays; bits 2-3 are 0
     3       1     sampler id << 3 | code id  sampler: 0 pfr, 1 gprs, 2 gprs_parallel,
                                              3 gprs_bb, 4 orc, 5 dither, 6 grs, 7 astar_bb,
-                                             8 astar_bb_dyadic, 9 astar_dl (append-only table);
+                                             8 astar_bb_dyadic, 9 astar_dl, 10 gprs_bb_dyadic,
+                                             11 grc_bb (append-only table);
                                              code: 0 gamma, 1 delta, 2 zeta, 3 fixed
     4       v     options, in this order, each only where it applies:
                   kappa (orc, astar_dl), num_shards (gprs_parallel), round(16 budget) (zeta code)
@@ -84,7 +85,7 @@ __all__ = [
 MAGIC = b"JR"
 VERSION = 1
 SAMPLER_IDS = ("pfr", "gprs", "gprs_parallel", "gprs_bb", "orc", "dither", "grs", "astar_bb",
-               "astar_bb_dyadic", "astar_dl")
+               "astar_bb_dyadic", "astar_dl", "gprs_bb_dyadic", "grc_bb")
 CODE_IDS = ("gamma", "delta", "zeta", "fixed")
 MAX_NDIM = 8
 MAX_ARRAYS = 1 << 16

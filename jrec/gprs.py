@@ -271,8 +271,9 @@ def decode_bb(key, index, proposal, **_static):
 
 # -- branch and bound, dyadic ---------------------------------------------------------------
 
-_PANELS = 8  # quadrature panels (8 Gauss-Legendre nodes each) for the clipped part of a node
+_PANELS = 16  # quadrature panels (8 Gauss-Legendre nodes each) for the clipped part of a node
 _W_CAP = 40.0
+_LOG_H_FLOOR = 80.0  # levels below sup r * exp(-80) count as 0
 _BISECT = 40
 
 
@@ -308,6 +309,8 @@ def _level_rule(ctx, a, b, log_h, e):
     """
     ratio, p, table = ctx
     dt = a.dtype
+    # h = 0 (the root) as a level far below anything that matters: keeps level-set ends finite
+    log_h = jnp.maximum(log_h, ratio.log_sup - _LOG_H_FLOOR)
     mass = dists.interval_mass(p, a, b)
     log_mass = jnp.log(mass)
     m = jnp.asarray(ratio.mode, dt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from jrec import astar, dither, gprs, grs, orc, pfr
+from jrec import astar, bb, dither, gprs, grs, orc, pfr
 
 __all__ = ["Sampler", "samplers", "get"]
 
@@ -77,6 +77,14 @@ _REGISTRY = {
             default_code="delta",
         ),
         Sampler(
+            "gprs_bb_dyadic", gprs.encode_bb_dyadic, gprs.decode_bb_dyadic, gprs.kernel_bb_dyadic, exact=True,
+            requires=("log r", "stretch function sigma", "residual mass of intervals (restricted w_P, w_Q)",
+                      "unimodal r with its mode", "P's CDF and quantile"),
+            bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": gprs.MAX_DEPTH},
+            reference="Flamich, NeurIPS 2023 (branch and bound, dyadic splits)",
+            default_code="delta",
+        ),
+        Sampler(
             "astar_bb", astar.encode_bb, astar.decode_bb, astar.kernel_bb, exact=True,
             requires=("log r", "unimodal r with its mode", "P's CDF and quantile"), bounded_ratio=True,
             one_dimensional=True, index_shape=(), options={"max_steps": astar.DEFAULT_MAX_STEPS},
@@ -104,6 +112,15 @@ _REGISTRY = {
             requires=("log r", "excess mass g(h) = E_P[(r - h)+]"), bounded_ratio=True, one_dimensional=True,
             index_shape=(), options={"max_steps": grs.DEFAULT_MAX_STEPS, "chunk_size": 16},
             reference="Harsha et al., CCC 2007; Flamich & Theis, ISIT 2023 (greedy rejection sampling)",
+        ),
+        Sampler(
+            "grc_bb", grs.encode_bb, grs.decode_bb, grs.kernel_bb, exact=True,
+            requires=("log r", "residual mass of intervals (restricted w_P, w_Q)", "unimodal r with its mode",
+                      "P's CDF and quantile"),
+            bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": bb.MAX_DEPTH},
+            reference=("Flamich, Markou & Hernandez-Lobato, NeurIPS 2023 "
+                       "(greedy rejection coding, split on sample)"),
+            default_code="delta",
         ),
         Sampler(
             "orc", orc.encode, orc.decode, orc.kernel, exact=False, requires=("log r",),

@@ -72,8 +72,8 @@ def test_error_not_absolutely_continuous():
         jrec.encode(keys(1)[0], distrax.Uniform(-0.5, 0.5), distrax.Uniform(0.0, 1.0), method="pfr")
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb",
-                                    "astar_bb_dyadic", "astar_dl"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "gprs_bb_dyadic", "grs",
+                                    "grc_bb", "astar_bb", "astar_bb_dyadic", "astar_dl"])
 def test_error_wider_target_names_alternative(method):
     with pytest.raises(jrec.InfiniteDivergenceError, match="orc"):
         jrec.encode(keys(1)[0], distrax.Normal(0.0, 1.5), P, method=method)

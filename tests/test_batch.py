@@ -23,8 +23,8 @@ def _mixed_targets(n, method):
     return (lambda m, s: distrax.Normal(m, s)), (loc, scale)
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "astar_bb",
-                                    "astar_bb_dyadic", "orc", "astar_dl", "dither"])
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "gprs_bb_dyadic", "grs",
+                                    "grc_bb", "astar_bb", "astar_bb_dyadic", "orc", "astar_dl", "dither"])
 @pytest.mark.parametrize("lanes", [1, 7])  # one lane; lanes that do not divide the batch
 def test_refill_equals_vmap(method, lanes):
     n = 120

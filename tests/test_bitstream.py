@@ -33,6 +33,7 @@ CASES = [("pfr", None, {}), ("pfr", "delta", {}), ("pfr", "zeta", {}), ("gprs", 
          ("gprs_bb", "zeta", {}),
          ("gprs_parallel", None, {"num_shards": 4}), ("gprs_parallel", "zeta", {"num_shards": 3}),
          ("orc", None, {"kappa": 12}), ("astar_bb_dyadic", None, {}), ("astar_dl", None, {"kappa": 9}),
+         ("gprs_bb_dyadic", None, {}), ("grc_bb", "zeta", {}),
          ("dither", None, {"step": 0.5}), ("dither", "zeta", {"step": 0.5})]
 
 
