@@ -40,23 +40,70 @@ def render(data) -> str:
             f"{r['theory_steps_global']:.1f} | {r['gamma_bits_mean']:.2f} | {r['kl_plus_log_bits']:.2f} |")
     lines += [
         "",
-        "**Gaussian channel** (the GPRS paper's Figure 2 setting; refill runner). Paper columns, from "
-        "the paper's `data/figure2`: split-on-sample GPRS beside `gprs_bb`, AS* beside `astar_bb`, and "
-        "the paper's dyadic GPRS (its best branch and bound) beside our dyadic A* `astar_bb_dyadic` "
-        "(where run):",
+        "**Gaussian channel** (the GPRS paper's Figure 2 setting: I bits of mutual information, "
+        "s² = 2^(−2I), m = y(1 − s²), y ~ N(0, 1/(1 − s²)), P = N(0, 1); refill runner). Paper "
+        "columns, from the paper's `data/figure2` (DESIGN.md §6), beside the same algorithm: "
+        "split-on-sample GPRS (`gprs_bb`), dyadic GPRS (`gprs_bb_dyadic`), AS* (`astar_bb`, steps "
+        "only), global GPRS (`gprs`) and global A* coding (= `pfr`) at 3.47 and 6.0 bits. Bits: the "
+        "default index code (Elias delta for heap indices, gamma otherwise) and the container's "
+        "Zeta code (budget max(KL, ½)):",
         "",
-        "| I bits | sampler | enc/s | mean steps | median | max | mean bits | paper steps | paper bits |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| I bits | sampler | enc/s | mean steps | median | q1–q3 | max | bits (default) | bits (Zeta) | "
+        "paper steps | paper bits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in data["rows"]:
-        if r["family"] != "channel":
-            continue
+    for r in sorted((r for r in data["rows"] if r["family"] == "channel"),
+                    key=lambda r: (r["method"], r["level_bits"])):
         ps = r.get("paper_steps", r.get("paper_sac_steps"))
         pb = r.get("paper_bits", r.get("paper_sac_bits"))
+        zeta = r.get("zeta_bits_mean")
         lines.append(
             f"| {r['level_bits']:.2f} | {r['method']} | {r['refill_encodes_per_s']:,.0f} | "
-            f"{r['steps_mean']:.2f} | {r['steps_median']:.0f} | {r['steps_max']:.0f} | "
-            f"{r['gamma_bits_mean']:.2f} | {ps if ps else ''} | {pb if pb else ''} |")
+            f"{r['steps_mean']:.2f} | {r['steps_median']:.0f} | {r['steps_q1']:.0f}–{r['steps_q3']:.0f} | "
+            f"{r['steps_max']:.0f} | {r['gamma_bits_mean']:.2f} | {'' if zeta is None else f'{zeta:.2f}'} | "
+            f"{ps if ps else ''} | {pb if pb else ''} |")
+    bb = ["gprs_bb", "gprs_bb_dyadic", "grc_bb", "astar_bb", "astar_bb_dyadic"]
+    chan = {(r["method"], r["level_bits"]): r for r in data["rows"] if r["family"] == "channel"}
+    have = [m for m in bb if any(k[0] == m for k in chan)]
+    if have:
+        paper = {0.95: ("2.06 / 7.68", "1.79 / 4.65", "4.16"),
+                 3.5: ("4.66 / 9.87", "3.74 / 8.08", "7.08"),
+                 6.9: ("9.09 / 13.58", "6.82 / 12.17", "11.42"),
+                 12.0: ("16.13 / 19.29", "11.80 / 17.95", "18.53")}
+        lines += [
+            "",
+            "**Branch and bound side by side** (same channel, same run): mean steps / mean bits "
+            "(Elias delta of the heap index; Zeta in brackets), and the paper's figures:",
+            "",
+            "| I bits | " + " | ".join(have)
+            + " | paper split-on-sample GPRS | paper dyadic GPRS | paper AS* steps |",
+            "|---|" + "---|" * (len(have) + 3),
+        ]
+        for level in sorted({k[1] for k in chan if k[0] in have}):
+            cells = []
+            for m in have:
+                r = chan.get((m, level))
+                cells.append("" if r is None else f"{r['steps_mean']:.2f} / {r['gamma_bits_mean']:.2f} "
+                             f"({r.get('zeta_bits_mean', 0):.2f})")
+            pp = paper.get(level, ("", "", ""))
+            lines.append(f"| {level:g} | " + " | ".join(cells) + f" | {pp[0]} | {pp[1]} | {pp[2]} |")
+    dinf = [r for r in data["rows"] if r["family"] == "dinf"]
+    if dinf:
+        methods = list(dict.fromkeys(r["method"] for r in dinf))
+        lines += [
+            "",
+            "**Fixed D_inf** (global samplers; Q = N(0, 2^(−2D)), so D_inf = D bits for every problem; "
+            "theory E[steps] = exp(D_inf) for global GPRS and GRS):",
+            "",
+            "| D_inf bits | KL bits | " + " | ".join(f"{m} steps" for m in methods) + " | exp(D_inf) |",
+            "|---|---|" + "---|" * len(methods) + "---|",
+        ]
+        for level in sorted({r["level_bits"] for r in dinf}):
+            rr = {r["method"]: r for r in dinf if r["level_bits"] == level}
+            ref = next(iter(rr.values()))
+            cells = " | ".join(f"{rr[m]['steps_mean']:.2f}" if m in rr else "" for m in methods)
+            lines.append(f"| {ref['dinf_bits_mean']:.2f} | {ref['kl_bits_mean']:.2f} | {cells} | "
+                         f"{ref['theory_steps_global']:.2f} |")
     lines += ["", "![steps, bits and throughput](benchmarks/results/samplers.png)"]
     return "\n".join(lines)
 

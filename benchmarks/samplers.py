@@ -1,23 +1,28 @@
 """Sampler benchmark: throughput, steps and codelength against theory.
 
-Two families of 1-D Gaussian targets against P = N(0, 1), ``--batch`` problems each:
+Three families of 1-D Gaussian targets against P = N(0, 1), ``--batch`` problems each:
 
 * **fixed KL** (the throughput table): Q = N(m, s^2) with m ~ U(-0.3, 0.3) and s set
   so that KL(N(0, s^2) || N(0, 1)) equals the level (D_inf is then KL plus at most
   ~0.8 bits);
 * **Gaussian channel** (the GPRS paper's Figure 2): for mutual information I bits,
   s^2 = 2^(-2I), m = y (1 - s^2), y ~ N(0, 1 / (1 - s^2)), so E[KL] = I while
-  E[exp(D_inf)] = 2^(2I) -- heavy-tailed for the global samplers.
+  D_inf = I ln 2 + y^2 (1 - s^2) / 2, whose exponential is heavy-tailed (infinite
+  mean): the global samplers' mean steps are dominated by rare problems;
+* **fixed D_inf** (global samplers' runtime against theory): Q = N(0, s^2) with
+  s = 2^(-D), so D_inf = D bits for every problem and E[steps] = exp(D_inf) for
+  global GPRS and GRS (PFR: about exp(D_inf) + 1).
 
 Each configuration is compiled once and timed on a second call. ``vmap``: plain
 ``jax.vmap(encode)`` (a while_loop runs as long as its slowest lane); ``refill``:
 :func:`jrec.batch.refill` with 256 lanes (same indices). Reported: encodes/s, mean /
 median / quartile / max steps, the global-sampler theory E[exp(D_inf)], mean log2 of
-the index, mean Elias-gamma bits beside KL + log2(KL + 1) + 1, and the GPRS paper's
-split-on-sample figures. Writes ``benchmarks/results/samplers.json`` and ``.png``.
+the index, mean bits of the default index code beside KL + log2(KL + 1) + 1, and the
+GPRS paper's figures (Gaussian channel: split-on-sample GPRS, dyadic GPRS, AS*; global
+GPRS and global A* = PFR at I = 3.47 and 6.0 bits). Writes ``benchmarks/results/samplers.json`` and ``.png``.
 
     python benchmarks/samplers.py [--batch 10000] [--quick] [--methods a,b] [--families kl,channel]
-                                  [--name samplers]
+                                  [--name samplers]   (families: kl, channel, dinf)
 """
 
 from __future__ import annotations
@@ -47,18 +52,28 @@ PAPER_SAC = {0.95: (2.06, 7.68), 3.5: (4.66, 9.87), 6.9: (9.09, 13.58), 12.0: (1
 # ... and AS* (A* coding, split on sample) mean steps from the same file (DESIGN.md section 6).
 PAPER_ASTAR = {0.95: (4.16, None), 3.5: (7.08, None), 6.9: (11.42, None), 12.0: (18.53, None)}
 # ... and dyadic GPRS (the paper's best branch and bound: fewer steps, shorter codes than
-# split on sample); printed beside AD*, our dyadic branch and bound.
+# split on sample).
 PAPER_DYADIC = {0.95: (1.79, 4.65), 3.5: (3.74, 8.08), 6.9: (6.82, 12.17), 12.0: (11.80, 17.95)}
+# Global GPRS and global A* coding (= PFR) on the same channel (DESIGN.md section 6).
+PAPER_GLOBAL_GPRS = {3.47: (14.7, 7.08), 6.0: (40.1, 9.44)}
+PAPER_GLOBAL_ASTAR = {3.47: (30.7, None), 6.0: (243.8, None)}
+PAPER = {"gprs_bb": PAPER_SAC, "gprs_bb_dyadic": PAPER_DYADIC, "astar_bb": PAPER_ASTAR,
+         "gprs": PAPER_GLOBAL_GPRS, "pfr": PAPER_GLOBAL_ASTAR}
+BRANCH_AND_BOUND = ("gprs_bb", "gprs_bb_dyadic", "grc_bb", "astar_bb", "astar_bb_dyadic")
 
 # Largest level (bits) per sampler: global samplers need exp(D_inf) steps per problem.
 MAX_BITS = {
-    "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "gprs_bb": 12.0, "astar_bb": 12.0,
-           "astar_bb_dyadic": 12.0, "orc": 10.0, "astar_dl": 10.0},
-    "channel": {"pfr": 5.2, "gprs": 5.2, "grs": 5.2, "gprs_parallel": 0.0, "gprs_bb": 12.0, "astar_bb": 12.0,
-                "astar_bb_dyadic": 12.0, "orc": 0.0, "astar_dl": 0.0},
+    "kl": {"pfr": 8.0, "gprs": 8.0, "grs": 8.0, "gprs_parallel": 8.0, "orc": 10.0, "astar_dl": 10.0,
+           **{m: 12.0 for m in BRANCH_AND_BOUND}},
+    "channel": {"pfr": 6.0, "gprs": 6.0, "grs": 6.0, "gprs_parallel": 0.0, "orc": 0.0, "astar_dl": 0.0,
+                **{m: 12.0 for m in BRANCH_AND_BOUND}},
+    "dinf": {"pfr": 9.0, "gprs": 9.0, "grs": 9.0, "gprs_parallel": 9.0},
 }
 LEVELS = {"kl": [0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
-          "channel": [0.95, 2.0, 3.5, 5.2, 6.9, 8.6, 10.3, 12.0]}
+          "channel": [0.95, 2.0, 3.5, 5.2, 6.9, 8.6, 10.3, 12.0],
+          "dinf": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]}
+# the global samplers on the channel: where the paper reports them (3.47, 6.0 bits)
+CHANNEL_GLOBAL_LEVELS = [0.95, 2.0, 3.47, 5.2, 6.0]
 LANES = 256
 
 
@@ -77,6 +92,8 @@ def targets(family, key, n, bits):
     if family == "kl":
         m = jax.random.uniform(key, (n,), minval=-0.3, maxval=0.3)
         return m, jnp.full((n,), _scale_for_kl(bits), jnp.float32)
+    if family == "dinf":
+        return jnp.zeros((n,), jnp.float32), jnp.full((n,), 2.0 ** -bits, jnp.float32)
     s2 = 2.0 ** (-2 * bits)
     y = jax.random.normal(key, (n,)) * np.sqrt(1.0 / (1 - s2))
     return y * (1 - s2), jnp.full((n,), np.sqrt(s2), jnp.float32)
@@ -136,6 +153,10 @@ def bench_one(family, method, bits, batch, modes, seed=0):
     idx = np.asarray(code.index, np.float64)
     idx_main = idx[:, 1] if idx.ndim == 2 else idx
     gamma = np.asarray(index_bits(method, code.index, kappa=opts.get("kappa", 16)), np.float64)
+    zeta = gamma  # Zeta code with the container's budget for this KL (positive indices only)
+    if s.index_kind == "positive":
+        budget = jrec.coding.zeta_budget(float(kl.mean()))
+        zeta = np.asarray(index_bits(method, code.index, code="zeta", budget=budget), np.float64)
     row.update({
         "ok_fraction": float(np.mean(code.ok)),
         "kl_bits_mean": float(kl.mean()), "dinf_bits_mean": float(dinf.mean() / np.log(2)),
@@ -145,11 +166,11 @@ def bench_one(family, method, bits, batch, modes, seed=0):
         "theory_steps_global": float(np.mean(np.exp(dinf))),
         "log2_index_mean": float(np.mean(np.log2(np.maximum(idx_main + (method == "orc"), 1)))),
         "gamma_bits_mean": float(gamma.mean()),
+        "zeta_bits_mean": float(zeta.mean()),
         "kl_plus_log_bits": float(np.mean(kl_plus_log_bits(kl))),
     })
-    paper = {"gprs_bb": PAPER_SAC, "astar_bb": PAPER_ASTAR, "astar_bb_dyadic": PAPER_DYADIC}.get(method, {})
+    paper = PAPER.get(method, {})
     if family == "channel" and bits in paper:
-        # the paper's figure for this sampler (for astar_bb_dyadic: the paper's dyadic GPRS)
         row["paper_steps"], row["paper_bits"] = paper[bits]
     return row
 
@@ -160,8 +181,8 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    for method in dict.fromkeys(r["method"] for r in rows):
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.4))
+    for method in dict.fromkeys(r["method"] for r in rows if r["family"] != "dinf"):
         for family, style in (("kl", "o-"), ("channel", "s:")):
             rs = [r for r in rows if r["method"] == method and r["family"] == family]
             if not rs:
@@ -187,6 +208,15 @@ def plot(rows, path):
     axes[2].axhline(1e5, color="k", ls="--", lw=0.8, label="target 1e5/s")
     axes[2].set(xlabel="KL (bits)", ylabel="encodes / s (lane refill)", yscale="log",
                 title="throughput, fixed-KL family")
+    d = [r for r in rows if r["family"] == "dinf"]
+    for method in dict.fromkeys(r["method"] for r in d):
+        rs = [r for r in d if r["method"] == method]
+        axes[3].plot([r["dinf_bits_mean"] for r in rs], [r["steps_mean"] for r in rs], "o-", label=method)
+    if d:
+        x = sorted({r["dinf_bits_mean"] for r in d})
+        axes[3].plot(x, [2.0 ** v for v in x], "k--", label="exp(D_inf) (GPRS, GRS theory)")
+    axes[3].set(xlabel="D_inf (bits)", ylabel="mean steps", yscale="log",
+                title="global samplers, Q = N(0, 2^-2D)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
@@ -198,20 +228,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="jrec sampler benchmark")
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--methods",
-                    default="pfr,gprs,grs,gprs_parallel,gprs_bb,astar_bb,astar_bb_dyadic,orc,astar_dl")
+                    default="pfr,gprs,grs,gprs_parallel,gprs_bb,gprs_bb_dyadic,grc_bb,astar_bb,"
+                            "astar_bb_dyadic,orc,astar_dl")
     ap.add_argument("--quick", action="store_true", help="batch 1000, few levels")
     ap.add_argument("--name", default=None, help="results file name (default samplers / samplers_quick)")
-    ap.add_argument("--families", default="kl,channel")
+    ap.add_argument("--families", default="kl,channel,dinf")
     a = ap.parse_args(argv)
     batch = 1000 if a.quick else a.batch
     rows = []
     for family in a.families.split(","):
-        levels = LEVELS[family][::3] if a.quick else LEVELS[family]
         for method in a.methods.split(","):
-            for bits in levels:
-                if bits > MAX_BITS[family][method]:
+            levels = CHANNEL_GLOBAL_LEVELS if (family == "channel" and method in ("pfr", "gprs", "grs")) \
+                else LEVELS[family]
+            for bits in levels[::3] if a.quick else levels:
+                if bits > MAX_BITS[family].get(method, 0.0):
                     continue
                 modes = ("vmap", "refill") if family == "kl" else ("refill",)
+                if family == "dinf":
+                    bits = float(bits)
                 r = bench_one(family, method, bits, batch, modes)
                 rows.append(r)
                 print(f"{family:<8}{method:<14} {bits:5.2f}b KL={r['kl_bits_mean']:6.2f} "

@@ -271,16 +271,57 @@ def decode_bb(key, index, proposal, **_static):
 
 # -- branch and bound, dyadic ---------------------------------------------------------------
 
-_PANELS = 16  # quadrature panels (8 Gauss-Legendre nodes each) for the clipped part of a node
+_PANELS = 8  # quadrature panels (8 Gauss-Legendre nodes each) for the clipped part of a node
 _W_CAP = 40.0
 _LOG_H_FLOOR = 80.0  # levels below sup r * exp(-80) count as 0
-_BISECT = 40
+_NEWTON = 20
 
 
 def _bary(values, tau):
     """Barycentric interpolation of values at the 8 GL nodes of [0, 1], at ``tau``."""
     t, _ = dists.gauss_legendre(_NODES_PER_PANEL, values.dtype)
     return _bary_eval(values, tau, t)
+
+
+def _solve_increasing(fn, dfn, lo, hi, x0):
+    """Root of an increasing ``fn`` on ``[lo, hi]``: Newton steps kept inside a shrinking
+    bracket (a bisection where Newton would leave it), ``_NEWTON`` iterations."""
+
+    def body(_, s):
+        x, lo, hi = s
+        f = fn(x)
+        lo, hi = jnp.where(f < 0, x, lo), jnp.where(f < 0, hi, x)
+        step = x - f / dfn(x)
+        inside = (step >= lo) & (step <= hi) & jnp.isfinite(step)
+        return jnp.where(inside, step, 0.5 * (lo + hi)), lo, hi
+
+    x, _, _ = jax.lax.fori_loop(0, _NEWTON, body, (jnp.clip(x0, lo, hi), lo, hi))
+    return x
+
+
+def _solve_bracketed(fn, lo, hi):
+    """Root of an increasing ``fn`` on ``[lo, hi]`` without derivatives: the Illinois variant
+    of false position (superlinear, never leaves the bracket), ``_NEWTON`` iterations.
+    ``fn`` may be -inf / +inf (or NaN, read as -inf) towards the ends."""
+
+    def f(x):
+        v = fn(x)
+        return jnp.where(jnp.isnan(v), -jnp.inf, v)
+
+    def body(_, s):
+        lo, hi, flo, fhi, last = s
+        x = (lo * fhi - hi * flo) / (fhi - flo)
+        x = jnp.where(jnp.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        fx = f(x)
+        left = fx < 0  # the root lies right of x
+        # Illinois: halve the function value kept at the end that did not move twice
+        fhi = jnp.where(left & (last == 1), 0.5 * fhi, fhi)
+        flo = jnp.where(~left & (last == -1), 0.5 * flo, flo)
+        return (jnp.where(left, x, lo), jnp.where(left, hi, x), jnp.where(left, fx, flo),
+                jnp.where(left, fhi, fx), jnp.where(left, 1, -1))
+
+    lo, hi, flo, fhi, _ = jax.lax.fori_loop(0, _NEWTON, body, (lo, hi, f(lo), f(hi), 0))
+    return jnp.where(jnp.abs(flo) < jnp.abs(fhi), lo, hi)
 
 
 def _level_rule(ctx, a, b, log_h, e):
@@ -293,8 +334,8 @@ def _level_rule(ctx, a, b, log_h, e):
     the level set ``{r >= eta}`` meets B in three regimes as ``eta`` grows:
 
     1. while ``B`` meets the level set in the same interval ``I`` (``eta < r(far)``, or a
-       flat top of r): ``g_B / P(B) = (Q(I) - eta P(I)) / P(B)`` (linear, solved in
-       closed form);
+       flat top of r): ``g_B / P(B) = (Q(I) - eta P(I)) / P(B)``, linear in ``eta`` with
+       slope ``-c = -P(I) / P(B)``, so ``eta = h + g_B(h) / (c P(B)) (1 - exp(-c E))``;
     2. up to ``r(near)`` (mode in B) or ``sup_B r = r(near)`` (mode outside): the
        interval from the level set's far-side end ``x`` to ``near``; parameterised by
        ``x = near + (x_s - near) exp(-w)`` (so the integrand stays smooth where it
@@ -337,11 +378,13 @@ def _level_rule(ctx, a, b, log_h, e):
     lr_hi = jnp.where(hi_i >= b, lrb, ratio.log_ratio(hi_i))
     lr1 = jnp.minimum(lr_lo, lr_hi)  # I is {r >= eta} within B up to this level
     in1 = log_h < lr1
-    g_h = jnp.where(hi_i > lo_i, ratio.excess_on(lo_i, jnp.maximum(lo_i, hi_i), log_h), 0.0) / mass
-    frac = jnp.clip((jnp.exp(lr1) - h) / g_h, 0.0, 1.0)
-    u1 = jnp.where(in1, -jnp.log1p(-frac), 0.0)
+    hi_i = jnp.maximum(lo_i, hi_i)
+    g_h = jnp.where(hi_i > lo_i, ratio.excess_on(lo_i, hi_i, log_h), 0.0) / mass
+    c = jnp.clip(dists.interval_mass(p, lo_i, hi_i) / mass, 1e-30, 1.0)  # -d g_B/d eta / P(B)
+    frac = jnp.clip(c * (jnp.exp(lr1) - h) / g_h, 0.0, 1.0)
+    u1 = jnp.where(in1, -jnp.log1p(-frac) / c, 0.0)
     land1 = in1 & (e < u1)
-    log_eta1 = jnp.log(h + g_h * -jnp.expm1(-e))
+    log_eta1 = jnp.log(h + g_h / c * -jnp.expm1(-c * e))
     e2 = e - u1
 
     # 2. the level set's far end x moves from x_s towards near (ends at x_e)
@@ -356,9 +399,12 @@ def _level_rule(ctx, a, b, log_h, e):
     w_end = jnp.where(m_in, jnp.log(span / jnp.maximum(jnp.abs(near - x_e), span * jnp.exp(-w_cap))), w_cap)
     w_end = jnp.clip(w_end, 0.0, w_cap)
     near_s = jnp.where(active2, near, 0.0)
-    dw = w_end / _PANELS
+    # panel edges w_end (k / K)^2: fine where x leaves x_s (the level set's far end may lie
+    # far out when h is small), wider towards near, where the integrand grows like e^w
+    edges = w_end * (jnp.arange(_PANELS + 1, dtype=dt) / _PANELS) ** 2
+    dws = jnp.diff(edges)
     t, wts = dists.gauss_legendre(_NODES_PER_PANEL, dt)
-    ws = (jnp.arange(_PANELS, dtype=dt)[:, None] + t) * dw  # (panels, nodes)
+    ws = edges[:-1, None] + dws[:, None] * t  # (panels, nodes)
 
     def log_integrand(w):
         x = near_s + (x_s - near_s) * jnp.exp(-w)
@@ -370,7 +416,7 @@ def _level_rule(ctx, a, b, log_h, e):
 
     log_f = jax.vmap(jax.vmap(log_integrand))(ws)
     log_f = jnp.where(jnp.isnan(log_f), jnp.inf, log_f)
-    panel = dw * jnp.sum(wts * jnp.exp(log_f), axis=1)
+    panel = dws * jnp.sum(wts * jnp.exp(log_f), axis=1)
     cum = jnp.cumsum(panel)
     total2 = jnp.where(active2, cum[-1], 0.0)
     land2 = ~land1 & active2 & (e2 < total2)
@@ -380,36 +426,28 @@ def _level_rule(ctx, a, b, log_h, e):
     rest = e2 - before
 
     def partial(tau):  # int over the first tau of panel k, of the interpolated integrand
-        return dw * tau * jnp.sum(wts * jnp.exp(jax.vmap(lambda s: _bary(lf_k, s))(tau * t)))
+        return dws[k] * tau * jnp.sum(wts * jnp.exp(jax.vmap(lambda s: _bary(lf_k, s))(tau * t)))
 
-    def bisect(_, lohi):
-        lo, hi = lohi
-        mid = 0.5 * (lo + hi)
-        below = partial(mid) < rest
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-    tlo, thi = jax.lax.fori_loop(0, _BISECT, bisect, (jnp.zeros((), dt), jnp.ones((), dt)))
-    w_star = (k + 0.5 * (tlo + thi)) * dw
+    tau = _solve_increasing(lambda u: partial(u) - rest, lambda u: dws[k] * jnp.exp(_bary(lf_k, u)),
+                            jnp.zeros((), dt), jnp.ones((), dt),
+                            jnp.clip(rest / jnp.maximum(panel[k], 1e-30), 0.0, 1.0))
+    w_star = edges[k] + tau * dws[k]
     x_star = near_s + (x_s - near_s) * jnp.exp(-w_star)
     log_eta2 = ratio.log_ratio(x_star)
     ok2 = jnp.all(jnp.isfinite(lf_k))
 
     # 3. level set inside B: the global stretch function, time running at rate P(B)
     e3 = e2 - total2
-    l3 = jnp.maximum(log_h, lr_near)
+    l3 = jnp.where(active2, lr_near, jnp.where(in1, lr1, log_h))  # where pieces 1-2 ended
     v3 = depth_of(l3)
     log_sig3 = log_stretch(table, v3)
     target = jnp.logaddexp(log_sig3, jnp.log(jnp.maximum(e3, 0.0)) - log_mass)
     v_hi = jnp.minimum(v3, jnp.sqrt(jnp.maximum(ratio.log_sup, 0.0) + 60.0))
 
-    def bisect3(_, lohi):
-        lo, hi = lohi
-        mid = 0.5 * (lo + hi)
-        above = log_stretch(table, mid) > target  # sigma decreases with depth
-        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
-
-    vlo, vhi = jax.lax.fori_loop(0, _BISECT, bisect3, (jnp.zeros((), dt), v_hi))
-    vs = 0.5 * (vlo + vhi)
+    # sigma decreases with the depth v, like a power of v near the top: solve in log v
+    neg = lambda z: target - log_stretch(table, jnp.exp(z))  # noqa: E731
+    z_lo, z_hi = jnp.log(jnp.asarray(1e-6, dt)), jnp.log(v_hi)
+    vs = jnp.exp(_solve_bracketed(neg, z_lo, z_hi))
     log_eta3 = ratio.log_sup - vs * vs
 
     # mode outside B and E beyond the resolvable part of piece 2: the top of the grid
