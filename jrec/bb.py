@@ -48,7 +48,7 @@ import jax.numpy as jnp
 from jrec import dists, poisson
 from jrec.core import INDEX_DTYPE, Kernel, bit_length, sampling_distribution
 
-__all__ = ["PathState", "SPLITS", "MAX_DEPTH", "node", "split_point", "kernel", "decode"]
+__all__ = ["PathState", "SPLITS", "MAX_DEPTH", "node", "split_point", "descend", "kernel", "decode"]
 
 MAX_DEPTH = 31
 SPLITS = ("sample", "dyadic")
@@ -92,6 +92,16 @@ def split_point(proposal, a, b, x, split: str):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return x if split == "sample" else dists.truncated_quantile(proposal, a, b, jnp.asarray(0.5, a.dtype))
+
+
+def descend(a, b, heap, accept, right, c, depth, max_steps: int):
+    """Stay at an accepting node, else go to child ``(c, b)`` (``right``) or ``(a, c)``.
+
+    Returns the new ``(a, b, heap)``; the heap index stops growing at ``max_steps`` (int32).
+    """
+    keep = accept | (depth >= max_steps)
+    return (jnp.where(accept | ~right, a, c), jnp.where(accept | right, b, c),
+            jnp.where(keep, heap, 2 * heap + right.astype(INDEX_DTYPE)))
 
 
 def _check_depth(max_steps):
@@ -139,16 +149,8 @@ def kernel(prepare: Callable, level_rule: Callable, split: str, max_steps: int, 
         g0, g1 = part(s.a, c), part(c, s.b)
         total = g0 + g1
         right = jnp.where(total > 0, _branch_uniform(key, d, dt) * total < g1, x < ratio.mode)
-        keep = accept | (d >= max_steps)  # never grow the heap index past the last depth (int32)
-        return PathState(
-            depth=d,
-            a=jnp.where(accept | ~right, s.a, c),
-            b=jnp.where(accept | right, s.b, c),
-            log_h=log_hn,
-            heap=jnp.where(keep, s.heap, 2 * s.heap + right.astype(INDEX_DTYPE)),
-            done=accept,
-            lost=s.lost | ~rule_ok,
-        )
+        a, b, heap = descend(s.a, s.b, s.heap, accept, right, c, d, max_steps)
+        return PathState(d, a, b, log_hn, heap, accept, s.lost | ~rule_ok)
 
     def running(_ctx, s):
         return (~s.done) & (s.depth < max_steps)

@@ -238,17 +238,8 @@ def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
         mass = dists.interval_mass(p, s.a, s.b)
         times, t, comp = poisson.arrival_times(s.t, s.comp, (e / mass)[None])
         accept = jnp.log(times[0]) <= log_stretch(table, ratio.depth(x))
-        right = x < ratio.mode
-        keep = accept | (d >= max_steps)  # never grow the heap index past the last depth (int32)
-        return BBState(
-            depth=d,
-            a=jnp.where(accept | ~right, s.a, x),
-            b=jnp.where(accept | right, s.b, x),
-            t=t,
-            comp=comp,
-            heap=jnp.where(keep, s.heap, 2 * s.heap + right.astype(INDEX_DTYPE)),
-            done=accept,
-        )
+        a, b, heap = bb.descend(s.a, s.b, s.heap, accept, x < ratio.mode, x, d, max_steps)
+        return BBState(depth=d, a=a, b=b, t=t, comp=comp, heap=heap, done=accept)
 
     def running(_ctx, s):
         return (~s.done) & (s.depth < max_steps)
