@@ -18,7 +18,7 @@ N_DRAWS = 20_000
 
 def _draws(method, pair_name):
     if pair_name == HIGH_KL and method in ("pfr", "gprs", "gprs_parallel", "grs"):
-        return 2_000  # ~1,700 candidates each
+        return 1_500  # ~1,700 candidates each
     if method == "gprs_bb_dyadic":
         # each node solves GPRS's level equation by quadrature: ~10x a gprs_bb step; 10,000
         # draws still see a CDF error of ~0.02 (the size of a real bias it had, see test_bb.py)
@@ -168,7 +168,9 @@ def test_indices_do_not_depend_on_batch_size_or_jit(method):
     big = _encode_batch(method, target, proposal, 256, **opts)
     small = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))(keys(256)[:7])
     np.testing.assert_array_equal(np.asarray(small.index), np.asarray(big.index[:7]))
-    for i in (5,):  # unbatched, not jitted (eager dispatch is slow: one problem)
+    # unbatched, not jitted (eager dispatch is slow: one problem; gprs_bb_dyadic runs the
+    # jrec.bb kernel, which grc_bb checks here, and its unbatched compile is the costly part)
+    for i in (() if method == "gprs_bb_dyadic" else (5,)):
         one = s.encode(keys(256)[i], target, proposal, **opts)
         np.testing.assert_array_equal(np.asarray(one.index), np.asarray(big.index[i]))
         x = s.decode(keys(256)[i], one.index, proposal)
@@ -190,8 +192,9 @@ def test_vmap_over_target_parameters(method):
     assert bool(jnp.all(code.ok))
     dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys(64), code.index)
     np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
-    # an element equals the unbatched encode of its own target (one: each is a compile)
-    for i in (37,):
+    # an element equals the unbatched encode of its own target (one: each is a compile;
+    # none for gprs_bb_dyadic, whose jrec.bb kernel grc_bb checks here)
+    for i in (() if method == "gprs_bb_dyadic" else (37,)):
         one = jax.jit(lambda k: s.encode(k, distrax.Normal(mu[i], sd[i]), p, **opts))(keys(64)[i])
         assert int(np.asarray(one.index).ravel()[-1]) == int(np.asarray(code.index[i]).ravel()[-1])
 
