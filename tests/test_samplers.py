@@ -18,7 +18,9 @@ N_DRAWS = 20_000
 
 def _draws(method, pair_name):
     if pair_name == HIGH_KL and method in ("pfr", "gprs", "gprs_parallel", "grs"):
-        return 1_500  # ~1,700 candidates each
+        return 1_000  # ~1,700 candidates each (KS still sees a CDF error of ~0.05)
+    if method == "gprs_bb_dyadic" and pair_name == "beta_uniform":
+        return 5_000  # and the Beta CDF (an incomplete beta function) at every quadrature node
     if method == "gprs_bb_dyadic":
         # each node solves GPRS's level equation by quadrature: ~10x a gprs_bb step; 10,000
         # draws still see a CDF error of ~0.02 (the size of a real bias it had, see test_bb.py)
@@ -216,11 +218,12 @@ def test_jitted_encode_traces_once():
 
 def test_max_steps_gives_ok_false():
     t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
-    for method, opts in [("pfr", {"max_steps": 3}), ("gprs", {"max_steps": 3}),
-                         ("gprs_parallel", {"max_steps": 2}), ("gprs_bb", {"max_steps": 1}),
-                         ("grc_bb", {"max_steps": 1}),  # (gprs_bb_dyadic: the same jrec.bb kernel)
+    # one sampler per loop (gprs: pfr's candidate search; gprs_bb_dyadic: grc_bb's jrec.bb
+    # kernel; astar_bb_dyadic: astar_bb's)
+    for method, opts in [("pfr", {"max_steps": 3}), ("gprs_parallel", {"max_steps": 2}),
+                         ("gprs_bb", {"max_steps": 1}), ("grc_bb", {"max_steps": 1}),
                          ("grs", {"max_steps": 3}), ("astar_bb", {"max_steps": 2}),
-                         ("astar_bb_dyadic", {"max_steps": 2}), ("astar_dl", {"max_steps": 2})]:
+                         ("astar_dl", {"max_steps": 2})]:
         code = _encode_batch(method, t, p, 200, **opts)
         assert not bool(jnp.all(code.ok)), method
         assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
