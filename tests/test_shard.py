@@ -39,9 +39,10 @@ SCRIPT = textwrap.dedent(r'''
         return jax.make_mesh((d,), (name,), devices=jax.devices()[:d],
                              axis_types=(jax.sharding.AxisType.Auto,))
 
-    # one sampler per loop on 1 and 8 devices (gprs, grs: pfr's candidate search; the jrec.bb and
-    # A* kernels: gprs_bb's path), 2 and 4 devices for the cheapest one (compiles dominate the
-    # cost of this test: one per sampler and device count); the bulk decoder on 8 devices
+    # a sampler per kind of loop on 1 and 8 devices (gprs and grs run pfr's candidate search;
+    # gprs_bb stands for the branch-and-bound paths), 2 and 4 devices for the cheapest one
+    # (compiles dominate the cost of this test: one per sampler and device count); the bulk
+    # decoder on 8 devices
     DEVICES = {"pfr": (1, 2, 4, 8), "gprs_parallel": (1, 8), "gprs_bb": (1, 8),
                "orc": (1, 8), "dither": (1, 8)}
     out = {}
