@@ -380,7 +380,8 @@ def _level_rule(ctx, a, b, log_h, e):
 
     # 2. the level set's far end x moves from x_s towards near (ends at x_e)
     log_h2 = jnp.where(in1, lr1, log_h)
-    x_s = jnp.clip(jnp.where(in1, jnp.where(near_b, lo_i, hi_i), far_end(log_h2)), a, b)
+    # its start: I's far end after piece 1, else the level set's far end at h (computed above)
+    x_s = jnp.clip(jnp.where(near_b, jnp.where(in1, lo_i, lo_l), jnp.where(in1, hi_i, hi_l)), a, b)
     active2 = (log_h2 < lr_near) & jnp.isfinite(x_s) & jnp.isfinite(near) & (x_s != near)
     x_s = jnp.where(active2, x_s, jnp.where(jnp.isfinite(near), near, 0.0) - 1)
     span = jnp.abs(near - x_s)
