@@ -79,7 +79,8 @@ def cmd_train_prior(args) -> int:
     from jrec_inr.fit import FitConfig
     from jrec_inr.model import Arch
 
-    arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch)
+    arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch,
+                linear=args.linear)
     exclude = set(args.exclude or [])
     paths = [p for p in args.images if os.path.basename(p).split(".")[0] not in exclude]
     if not paths:
@@ -87,7 +88,7 @@ def cmd_train_prior(args) -> int:
     cfg = prior.TrainConfig(bpp=args.bpp, kappa=args.kappa, num_patches=args.num_patches,
                             em_iters=args.em_iters, first_steps=args.first_steps, steps=args.steps,
                             seed=args.seed, beta_init=args.beta_init,
-                            fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor))
+                            fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor, mix_lr=args.mix_lr))
     patches = prior.training_patches(paths, arch.patch, cfg.num_patches, cfg.seed)
     t0 = time.perf_counter()
     recipe = {"command": "jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -277,7 +278,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--em-iters", type=int, default=5)
     t.add_argument("--first-steps", type=int, default=400)
     t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--linear", action="store_true",
+                   help="RECOMBINER's linear reparameterisation [W; b] = H A (A learned with the prior)")
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--mix-lr", type=float, default=2e-3, help="learning rate of the mixing matrices A")
     t.add_argument("--beta-init", type=float, default=3e-3)
     t.add_argument("--beta-factor", type=float, default=1.15)
     t.add_argument("--seed", type=int, default=0)

@@ -195,10 +195,11 @@ def _render_fn(model: Model):
         net = BayesianSiren(model.arch)
         coords = patch_coords(model.arch.patch)
         rho = jnp.zeros(layout.size, jnp.float32)
+        mix = jnp.asarray(model.mix, jnp.float32)
 
         @jax.jit
         def render(weights):
-            out = jax.vmap(lambda w: net.apply({"params": layout.join(w, rho)}, coords))(weights)
+            out = jax.vmap(lambda w: net.apply(layout.variables(w, rho, mix), coords))(weights)
             return jnp.clip(out + 0.5, 0.0, 1.0)
 
         _RENDERERS[k] = render
@@ -257,14 +258,14 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
     rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
     log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
-    state = init_state(mean, rho, log_beta, cfg.fit)
+    state = init_state(mean, rho, log_beta, cfg.fit._replace(mix_lr=0.0), mix=model.mix)
     key = jax.random.key(cfg.seed)
     noise_key = jax.random.fold_in(jax.random.key(cfg.seed), 0x5EED)
     runs: dict = {}
 
     def run(state, n):
         if n not in runs:
-            runs[n] = fit(arch, layout, cfg.fit, n)
+            runs[n] = fit(arch, layout, cfg.fit._replace(mix_lr=0.0), n)  # the model's mix is fixed
         return runs[n](state, problem, noise_key)
 
     bar = tqdm(total=cfg.fit_steps, desc="fit", unit="step", disable=not progress)

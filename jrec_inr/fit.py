@@ -12,6 +12,11 @@ block ``b``. Every ``beta_every`` steps each ``log beta_b`` moves by
 each block ends up carrying about its target KL (kappa = 16 bits when coding; the
 whole bit budget in one block when learning a prior).
 
+With RECOMBINER's linear reparameterisation (``Arch(linear=True)``) the shared mixing
+matrices (the flat ``mix`` vector of the state) are fixed when coding an image and
+learned with the prior (``FitConfig.mix_lr > 0``): their gradient is the sum of every
+patch's gradient, applied by its own Adam.
+
 Frozen weights (already coded; progressive coding) keep their coded value: their
 ``rho`` is :data:`~jrec_inr.model.FROZEN_RHO` (std exactly 0), they add no KL and the
 optimiser's updates are overwritten after every step.
@@ -47,6 +52,8 @@ class FitConfig(NamedTuple):
       beta_every: steps between beta updates.
       beta_factor: largest multiplicative beta change per update.
       beta_gain: proportional gain of the beta update (on the relative KL error).
+      mix_lr: Adam learning rate of the shared mixing matrices of a linear-reparameterised
+        architecture (0: fixed, as when coding).
     """
 
     lr: float = 2e-3
@@ -55,6 +62,7 @@ class FitConfig(NamedTuple):
     beta_every: int = 5
     beta_factor: float = 1.1
     beta_gain: float = 0.5
+    mix_lr: float = 0.0
 
 
 class Problem(NamedTuple):
@@ -83,6 +91,8 @@ class FitState(NamedTuple):
       log_beta: ``(P, B)`` per-block log beta.
       opt_state: Adam state of ``(mean, rho)``.
       step: int32 step counter.
+      mix: ``(M,)`` the shared mixing matrices (empty without linear reparameterisation).
+      mix_opt: Adam state of ``mix``.
     """
 
     mean: jax.Array
@@ -91,6 +101,8 @@ class FitState(NamedTuple):
     log_beta: jax.Array
     opt_state: object
     step: jax.Array
+    mix: jax.Array
+    mix_opt: object
 
 
 def inverse_softplus(y):
@@ -113,13 +125,16 @@ def _scale_pair(a: float, b: float):
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
 
 
-def init_state(mean, rho, log_beta, cfg: FitConfig, frozen=None) -> FitState:
-    """A fresh state (Adam moments at zero) for posteriors ``(mean, rho)``, ``(P, D)``."""
+def init_state(mean, rho, log_beta, cfg: FitConfig, frozen=None, mix=None) -> FitState:
+    """A fresh state (Adam moments at zero) for posteriors ``(mean, rho)``, ``(P, D)``,
+    and the flat shared ``mix`` (default: none, for architectures without ``linear``)."""
     mean = jnp.asarray(mean, jnp.float32)
     rho = jnp.asarray(rho, jnp.float32)
     frozen = jnp.zeros(mean.shape, bool) if frozen is None else jnp.asarray(frozen, bool)
+    mix = jnp.zeros((0,), jnp.float32) if mix is None else jnp.asarray(mix, jnp.float32)
     return FitState(mean, rho, frozen, jnp.asarray(log_beta, jnp.float32),
-                    _optimizer(cfg).init((mean, rho)), jnp.zeros((), jnp.int32))
+                    _optimizer(cfg).init((mean, rho)), jnp.zeros((), jnp.int32), mix,
+                    optax.adam(cfg.mix_lr).init(mix))
 
 
 def _block_kl(mean, rho, frozen, problem: Problem):
@@ -129,15 +144,15 @@ def _block_kl(mean, rho, frozen, problem: Problem):
 
 
 def losses(arch: Arch, layout: Layout, cfg: FitConfig):
-    """``patch_loss(mean, rho, frozen, log_beta, target, key, problem) -> (loss, (mse, kl_b))``."""
+    """``patch_loss(mean, rho, frozen, log_beta, target, key, problem, mix) -> (loss, (mse, kl_b))``."""
     model = BayesianSiren(arch)
     coords = patch_coords(arch.patch)
     n = coords.shape[0]
 
-    def patch_loss(mean, rho, frozen, log_beta, target, key, problem):
+    def patch_loss(mean, rho, frozen, log_beta, target, key, problem, mix):
         k_pix, k_noise = jax.random.split(key)
         idx = jax.random.randint(k_pix, (min(cfg.pixels_per_step, n),), 0, n)
-        out = model.apply({"params": layout.join(mean, rho)}, coords[idx], k_noise)
+        out = model.apply(layout.variables(mean, rho, mix), coords[idx], k_noise)
         mse = jnp.mean(jnp.square(out - target[idx]))
         kl_b = _block_kl(mean, rho, frozen, problem)
         return mse + jnp.sum(jnp.exp(log_beta) * kl_b) / n, (mse, kl_b)
@@ -148,16 +163,23 @@ def losses(arch: Arch, layout: Layout, cfg: FitConfig):
 def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
     """One optimisation step of all patches: ``step(state, problem, key) -> (state, (mse, kl_b))``."""
     patch_loss = losses(arch, layout, cfg)
-    grad = jax.vmap(jax.value_and_grad(patch_loss, argnums=(0, 1), has_aux=True),
-                    (0, 0, 0, 0, 0, 0, None))
+    learn_mix = cfg.mix_lr > 0 and layout.mix_size > 0
+    argnums = (0, 1, 7) if learn_mix else (0, 1)
+    grad = jax.vmap(jax.value_and_grad(patch_loss, argnums=argnums, has_aux=True),
+                    (0, 0, 0, 0, 0, 0, None, None))
     opt = _optimizer(cfg)
+    mix_opt = optax.adam(cfg.mix_lr)
     log_factor = math.log(cfg.beta_factor)
 
     def step(state: FitState, problem: Problem, key):
         keys = jax.random.split(key, state.mean.shape[0])
         (_, (mse, kl_b)), g = grad(state.mean, state.rho, state.frozen, state.log_beta,
-                                   problem.targets, keys, problem)
-        updates, opt_state = opt.update(g, state.opt_state, (state.mean, state.rho))
+                                   problem.targets, keys, problem, state.mix)
+        mix, mix_state = state.mix, state.mix_opt
+        if learn_mix:  # the shared matrices: the sum of the patches' gradients
+            mix_updates, mix_state = mix_opt.update(jnp.sum(g[2], axis=0), mix_state, mix)
+            mix = optax.apply_updates(mix, mix_updates)
+        updates, opt_state = opt.update(g[:2], state.opt_state, (state.mean, state.rho))
         mean, rho = optax.apply_updates((state.mean, state.rho), updates)
         mean = jnp.where(state.frozen, state.mean, mean)
         rho = jnp.where(state.frozen, FROZEN_RHO, rho)
@@ -165,7 +187,7 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
         rel = (kl_b - problem.kl_target) / jnp.maximum(problem.kl_target, 1.0)
         delta = jnp.clip(cfg.beta_gain * rel, -log_factor, log_factor)
         log_beta = state.log_beta + jnp.where(adjust, delta, 0.0)
-        new = FitState(mean, rho, state.frozen, log_beta, opt_state, state.step + 1)
+        new = FitState(mean, rho, state.frozen, log_beta, opt_state, state.step + 1, mix, mix_state)
         return new, (mse, kl_b)
 
     return step

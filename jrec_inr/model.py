@@ -7,8 +7,19 @@ coordinates, every weight and bias with a mean-field Gaussian posterior
 ``N(mean, softplus(rho)^2)``, trained with the local reparameterisation trick
 (Kingma, Salimans & Welling, 2015) against a factorised Gaussian prior.
 
+``Arch(linear=True)`` adds RECOMBINER's linear reparameterisation (He, Flamich, Guo &
+Hernandez-Lobato, "RECOMBINER: robust and enhanced compression with Bayesian implicit
+neural representations", ICLR 2024, section 3.1): a layer's weights and bias are
+``[W; b] = H A`` with ``H`` the mean-field Gaussian latent that is coded and ``A`` a
+``(out, out)`` matrix shared by every patch and image, learned with the prior and
+shipped in the model (Flax collection ``"mix"``, initialised to the identity). The
+pre-activation ``([x, 1] H) A`` keeps the local reparameterisation exact: ``[x, 1] H``
+is drawn per pixel, then mixed by ``A``. A mean-field posterior over ``H`` is a
+posterior over ``W`` whose output units are correlated through ``A``.
+
 The parameters are a Flax pytree; :class:`Layout` flattens it to the vectors the codec
-works with (posterior means / stds, prior means / stds, per-weight KL).
+works with (posterior means / stds, prior means / stds, per-weight KL) and the shared
+``"mix"`` collection to one vector.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ class Arch(NamedTuple):
       channels: output channels (3 for RGB).
       w0: SIREN frequency.
       rho_init: initial ``rho`` of the posterior (std = softplus(rho_init)).
+      linear: RECOMBINER's linear reparameterisation ``[W; b] = H A`` of every layer.
     """
 
     hidden: int = 24
@@ -50,9 +62,13 @@ class Arch(NamedTuple):
     channels: int = 3
     w0: float = 30.0
     rho_init: float = -6.0
+    linear: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(self._asdict(), sort_keys=True)
+        d = self._asdict()
+        if not self.linear:  # models from before the option keep their fingerprint
+            del d["linear"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, s: str) -> Arch:
@@ -82,12 +98,15 @@ class BayesianDense(nn.Module):
     """Dense layer with a mean-field Gaussian posterior on its kernel and bias.
 
     ``__call__(x, key)`` returns a local-reparameterisation sample of the pre-activation
-    (``key=None``: the pre-activation of the posterior means).
+    (``key=None``: the pre-activation of the posterior means). With ``linear`` the kernel
+    and bias are latents ``H`` mixed by the shared matrix ``A`` (variable ``("mix", "A")``):
+    the pre-activation is ``([x, 1] H) A``.
     """
 
     features: int
     init_bound: float
     rho_init: float
+    linear: bool = False
 
     @nn.compact
     def __call__(self, x, key=None):
@@ -98,11 +117,14 @@ class BayesianDense(nn.Module):
         w_rho = self.param("kernel_rho", rho, (fan_in, self.features))
         b_mean = self.param("bias_mean", uni(1.0 / math.sqrt(fan_in)), (self.features,))
         b_rho = self.param("bias_rho", rho, (self.features,))
-        mean = x @ w_mean + b_mean
-        if key is None:
-            return mean
-        var = (x * x) @ jnp.square(jax.nn.softplus(w_rho)) + jnp.square(jax.nn.softplus(b_rho))
-        return mean + jnp.sqrt(var + 1e-12) * jax.random.normal(key, mean.shape, mean.dtype)
+        out = x @ w_mean + b_mean
+        if key is not None:
+            var = (x * x) @ jnp.square(jax.nn.softplus(w_rho)) + jnp.square(jax.nn.softplus(b_rho))
+            out = out + jnp.sqrt(var + 1e-12) * jax.random.normal(key, out.shape, out.dtype)
+        if self.linear:
+            mix = self.variable("mix", "A", lambda: jnp.eye(self.features, dtype=jnp.float32))
+            out = out @ mix.value
+        return out
 
 
 class BayesianSiren(nn.Module):
@@ -120,30 +142,42 @@ class BayesianSiren(nn.Module):
         keys = [None] * (a.depth + 1) if key is None else list(jax.random.split(key, a.depth + 1))
         for i in range(a.depth):
             bound = 1.0 / h.shape[-1] if i == 0 else math.sqrt(6.0 / h.shape[-1]) / a.w0
-            h = jnp.sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init)(h, keys[i]))
+            h = jnp.sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init, a.linear)(h, keys[i]))
         bound = math.sqrt(6.0 / h.shape[-1]) / a.w0
-        return BayesianDense(a.channels, bound, a.rho_init)(h, keys[-1])
+        return BayesianDense(a.channels, bound, a.rho_init, a.linear)(h, keys[-1])
 
 
 class Layout(NamedTuple):
-    """Flat views of the posterior pytree: means and rhos as vectors of length ``size``.
+    """Flat views of the variables: means and rhos as vectors of length ``size``, the
+    shared ``"mix"`` collection as a vector of length ``mix_size`` (0 without ``linear``).
 
     Build with :meth:`of`; ``split(params) -> (mean, rho)``, ``join(mean, rho) -> params``
-    (one INR; vmap for many).
+    (one INR; vmap for many); ``variables(mean, rho, mix) -> {"params", "mix"}``.
     """
 
     unravel: object  # raveled vector (2 * size,) -> params pytree
     mean_pos: tuple  # positions of the means in the raveled vector (static)
     rho_pos: tuple  # positions of the rhos
     size: int
+    mix_unravel: object = None  # (mix_size,) -> the "mix" collection
+    mix_size: int = 0
 
     @classmethod
-    def of(cls, params) -> Layout:
+    def of(cls, params, mix=None) -> Layout:
         _, unravel = ravel_pytree(params)
         is_mean = np.concatenate([np.full(leaf.size, str(path[-1].key).endswith("_mean"))
                                   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]])
+        flat_mix, mix_unravel = ravel_pytree(mix or {})
         return cls(unravel, tuple(np.flatnonzero(is_mean).tolist()),
-                   tuple(np.flatnonzero(~is_mean).tolist()), int(is_mean.sum()))
+                   tuple(np.flatnonzero(~is_mean).tolist()), int(is_mean.sum()),
+                   mix_unravel, int(flat_mix.size))
+
+    def variables(self, mean, rho, mix):
+        """The Flax variables of one INR: posterior ``(mean, rho)`` and the flat ``mix``."""
+        v = {"params": self.join(mean, rho)}
+        if self.mix_size:
+            v["mix"] = self.mix_unravel(mix)
+        return v
 
     def split(self, params):
         flat, _ = ravel_pytree(params)
@@ -160,3 +194,4 @@ def kl_bits(mean, std, prior_mean, prior_std):
     ratio = jnp.square(std / prior_std)
     nats = 0.5 * (ratio + jnp.square((mean - prior_mean) / prior_std) - 1.0 - jnp.log(ratio))
     return nats / math.log(2.0)
+

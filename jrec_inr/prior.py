@@ -27,13 +27,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from jrec_inr import data
 from jrec_inr.fit import FitConfig, Problem, fit, init_state
 from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
 __all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
-           "bundled_models", "training_patches", "TrainConfig", "ModelError"]
+           "bundled_models", "training_patches", "TrainConfig", "ModelError", "init_mix"]
 
 MODEL_FORMAT = 1
 
@@ -54,6 +55,8 @@ class Model(NamedTuple):
       block: ``(D,)`` int32 block of each weight; blocks are coded in order 0, 1, ...
       log_beta: ``(B,)`` float32 initial per-block log beta for fitting new images.
       recipe: dict, the training command and settings (provenance).
+      mix: ``(M,)`` float32 the shared mixing matrices of a linear-reparameterised
+        architecture (RECOMBINER), learned with the prior; empty otherwise.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Model(NamedTuple):
     block: np.ndarray
     log_beta: np.ndarray
     recipe: dict
+    mix: np.ndarray = np.zeros(0, np.float32)
 
     @property
     def num_blocks(self) -> int:
@@ -76,10 +80,13 @@ class Model(NamedTuple):
 
     def fingerprint_parts(self) -> dict:
         """What identifies the model for the ``.jrec`` model fingerprint."""
-        return {"format": MODEL_FORMAT, "name": self.name, "arch": self.arch.to_json(),
-                "kappa": self.kappa, "prior_mean": np.asarray(self.prior_mean, np.float32),
-                "prior_std": np.asarray(self.prior_std, np.float32),
-                "block": np.asarray(self.block, np.int32)}
+        parts = {"format": MODEL_FORMAT, "name": self.name, "arch": self.arch.to_json(),
+                 "kappa": self.kappa, "prior_mean": np.asarray(self.prior_mean, np.float32),
+                 "prior_std": np.asarray(self.prior_std, np.float32),
+                 "block": np.asarray(self.block, np.int32)}
+        if np.size(self.mix):
+            parts["mix"] = np.asarray(self.mix, np.float32)
+        return parts
 
     def digest(self) -> str:
         h = hashlib.blake2b(digest_size=8)
@@ -98,6 +105,7 @@ def save_model(path, model: Model) -> None:
                         prior_std=np.asarray(model.prior_std, np.float32),
                         block=np.asarray(model.block, np.int32),
                         log_beta=np.asarray(model.log_beta, np.float32),
+                        mix=np.asarray(model.mix, np.float32),
                         meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8))
     data.atomic_write(path, buf.getvalue())
 
@@ -108,21 +116,30 @@ def load_model(path) -> Model:
         with np.load(os.fspath(path), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             arrays = {k: z[k] for k in ("prior_mean", "prior_std", "block", "log_beta")}
+            mix = z["mix"] if "mix" in z.files else np.zeros(0, np.float32)
     except FileNotFoundError as e:
         raise ModelError(f"{path}: no such model file") from e
     except Exception as e:  # zip / json / key errors: not a model file
         raise ModelError(f"{path}: not a jrec_inr model file ({e})") from e
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}")
-    arch = Arch(**meta["arch"])
-    d = layout_of(arch).size
+    try:
+        arch = Arch(**meta["arch"])
+    except TypeError as e:
+        raise ModelError(f"{path}: unknown architecture settings {meta['arch']}") from e
+    layout = layout_of(arch)
+    d = layout.size
     m, s, b, lb = (arrays[k] for k in ("prior_mean", "prior_std", "block", "log_beta"))
     if m.shape != (d,) or s.shape != (d,) or b.shape != (d,) or lb.ndim != 1:
         raise ModelError(f"{path}: array shapes do not match the architecture ({d} weights)")
-    if not (np.all(np.isfinite(m)) and np.all(s > 0) and b.min() >= 0 and b.max() < lb.shape[0]):
-        raise ModelError(f"{path}: invalid prior or block table")
+    if mix.shape != (layout.mix_size,):
+        raise ModelError(f"{path}: {mix.size} mixing weights, the architecture has {layout.mix_size}")
+    if not (np.all(np.isfinite(m)) and np.all(s > 0) and b.min() >= 0 and b.max() < lb.shape[0]
+            and np.all(np.isfinite(mix))):
+        raise ModelError(f"{path}: invalid prior, mixing matrices or block table")
     return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
-                 s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"])
+                 s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"],
+                 mix.astype(np.float32))
 
 
 def bundled_models() -> dict[str, str]:
@@ -140,14 +157,24 @@ def bundled_models() -> dict[str, str]:
 def init_posterior(arch: Arch, key):
     """Flat ``(mean, rho)`` of a freshly initialised SIREN (the Flax initialisers)."""
     params = BayesianSiren(arch).init(key, patch_coords(arch.patch)[:1])["params"]
-    return Layout.of(params).split(params)
+    return layout_of(arch).split(params)
+
+
+def init_mix(arch: Arch) -> np.ndarray:
+    """The flat ``"mix"`` collection at initialisation (identities; empty unless ``arch.linear``)."""
+    return _init(arch)[1]
 
 
 @functools.lru_cache(maxsize=32)
+def _init(arch: Arch):
+    variables = BayesianSiren(arch).init(jax.random.key(0), patch_coords(arch.patch)[:1])
+    mix = variables.get("mix", {})
+    return Layout.of(variables["params"], mix), np.asarray(ravel_pytree(mix)[0], np.float32)
+
+
 def layout_of(arch: Arch) -> Layout:
-    """The flat layout of ``arch``'s parameters (cached: it needs one network initialisation)."""
-    params = BayesianSiren(arch).init(jax.random.key(0), patch_coords(arch.patch)[:1])["params"]
-    return Layout.of(params)
+    """The flat layout of ``arch``'s variables (cached: it needs one network initialisation)."""
+    return _init(arch)[0]
 
 
 def m_step(mean, std, floor: float = 1e-6):
@@ -197,7 +224,8 @@ class TrainConfig(NamedTuple):
       steps: optimisation steps of each later E-step (warm-started).
       seed: seed of the patch draw, initialisation, noise and grouping.
       beta_init: initial beta (adapted every ``fit.beta_every`` steps by ``fit.beta_factor``).
-      fit: the optimiser settings.
+      fit: the optimiser settings (``fit.mix_lr``: learning rate of the shared mixing
+        matrices of a linear-reparameterised architecture).
     """
 
     bpp: float = 0.3
@@ -208,7 +236,7 @@ class TrainConfig(NamedTuple):
     steps: int = 200
     seed: int = 0
     beta_init: float = 3e-3
-    fit: FitConfig = FitConfig(beta_factor=1.15)
+    fit: FitConfig = FitConfig(beta_factor=1.15, mix_lr=2e-3)
 
 
 def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
@@ -248,14 +276,15 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     prior_m = m0
     prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
     log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
+    mix = jnp.asarray(init_mix(arch))
     start = 0
     settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t}, sort_keys=True)
     if checkpoint is not None and os.path.exists(checkpoint):
         with np.load(checkpoint) as z:
             if bytes(z["settings"]).decode() != settings:
                 raise ValueError(f"{checkpoint}: checkpoint of different settings; delete it to restart")
-            mean, rho, prior_m, prior_s, log_beta = (jnp.asarray(z[k]) for k in
-                                                     ("mean", "rho", "prior_m", "prior_s", "log_beta"))
+            mean, rho, prior_m, prior_s, log_beta, mix = (
+                jnp.asarray(z[k]) for k in ("mean", "rho", "prior_m", "prior_s", "log_beta", "mix"))
             start = int(z["iteration"])
         log(f"resuming from {checkpoint} at EM iteration {start}")
     block1 = jnp.zeros(layout.size, jnp.int32)
@@ -274,7 +303,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
         elif it == 1:
             log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
         problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32))
-        state = init_state(mean, rho, log_beta, cfg.fit)
+        state = init_state(mean, rho, log_beta, cfg.fit, mix=mix)
         k_it = jax.random.fold_in(key, 100 + it)
         left = steps
         while left > 0:
@@ -285,14 +314,15 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             left -= n
             bar.update(n)
             bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.mean()) / budget * cfg.bpp:.3f}")
-        mean, rho, log_beta = state.mean, state.rho, state.log_beta
+        mean, rho, log_beta, mix = state.mean, state.rho, state.log_beta, state.mix
         prior_m, prior_s = m_step(mean, jax.nn.softplus(rho))
         log(f"EM iteration {it}: train PSNR {_psnr(mse):.2f} dB, KL {float(kl_b.mean()):.1f} bits/patch "
             f"(target {budget:.1f}), beta {float(jnp.exp(log_beta).mean()):.2e}")
         if checkpoint is not None:
             buf = io.BytesIO()
             np.savez(buf, mean=np.asarray(mean), rho=np.asarray(rho), prior_m=np.asarray(prior_m),
-                     prior_s=np.asarray(prior_s), log_beta=np.asarray(log_beta), iteration=it + 1,
+                     prior_s=np.asarray(prior_s), log_beta=np.asarray(log_beta), mix=np.asarray(mix),
+                     iteration=it + 1,
                      settings=np.frombuffer(settings.encode(), np.uint8))
             data.atomic_write(checkpoint, buf.getvalue())
     bar.close()
@@ -307,7 +337,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
                 "avg_kl_bits_per_patch": float(avg_kl.sum()), "num_blocks": nb,
                 "created": time.strftime("%Y-%m-%d")})
     return Model(name, arch, cfg.kappa, cfg.bpp, np.asarray(prior_m, np.float32),
-                 np.asarray(prior_s, np.float32), block, lb, rec)
+                 np.asarray(prior_s, np.float32), block, lb, rec, np.asarray(mix, np.float32))
 
 
 def _psnr(mse) -> float:

@@ -14,9 +14,11 @@ from PIL import Image
 import jrec
 from jrec_inr import cli, codec, data, prior
 from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses
-from jrec_inr.model import FROZEN_RHO, Arch, kl_bits
+from jrec_inr.model import FROZEN_RHO, Arch, BayesianDense, BayesianSiren, kl_bits, patch_coords
 
-TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16)
+# the module's models use RECOMBINER's linear reparameterisation (as the bundled ones do);
+# test_linear_reparameterisation_is_h_times_a ties it to the plain COMBINER network
+TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16, linear=True)
 
 # one xdist worker runs this module (dev.sh uses --dist loadgroup): the module fixtures below
 # (a tiny trained prior and a compressed file) are then built once, not once per worker
@@ -100,6 +102,43 @@ def test_grouping_respects_kl_budget():
         prior.group_blocks(kl, 0)
 
 
+def test_linear_reparameterisation_is_h_times_a():
+    coords = patch_coords(8)
+    lin = Arch(hidden=8, depth=2, num_freqs=2, patch=8, linear=True)
+    v = BayesianSiren(lin).init(jax.random.key(0), coords)
+    assert set(v) == {"params", "mix"}
+    # A = I (the initialisation): exactly the plain COMBINER network, means and samples
+    plain = BayesianSiren(lin._replace(linear=False))
+    for key in (None, jax.random.key(1)):
+        np.testing.assert_array_equal(np.asarray(BayesianSiren(lin).apply(v, coords, key)),
+                                      np.asarray(plain.apply({"params": v["params"]}, coords, key)))
+    # any A: the network of the weights [W; b] = H A (posterior means)
+    rng = np.random.default_rng(0)
+    mix = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), jnp.float32), v["mix"])
+    params = {name: dict(layer, kernel_mean=layer["kernel_mean"] @ mix[name]["A"],
+                         bias_mean=layer["bias_mean"] @ mix[name]["A"])
+              for name, layer in v["params"].items()}
+    np.testing.assert_allclose(np.asarray(BayesianSiren(lin).apply({"params": v["params"], "mix": mix}, coords)),
+                               np.asarray(plain.apply({"params": params}, coords)), rtol=2e-4, atol=2e-5)
+    # local reparameterisation: the per-pixel latent pre-activation [x, 1] H is drawn, then mixed
+    x = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    dense = BayesianDense(4, 0.5, -2.0, linear=True)
+    dv = dense.init(jax.random.key(2), x)
+    a = jnp.asarray(rng.normal(size=(4, 4)), jnp.float32)
+    k = jax.random.key(3)
+    z = BayesianDense(4, 0.5, -2.0).apply({"params": dv["params"]}, x, k)
+    np.testing.assert_allclose(np.asarray(dense.apply({"params": dv["params"], "mix": {"A": a}}, x, k)),
+                               np.asarray(z @ a), rtol=1e-5, atol=1e-6)
+
+
+def test_prior_learns_the_mixing_matrices(tiny_model):
+    # EM moved A away from its identity initialisation; coding fixed it (FitConfig.mix_lr = 0)
+    ident = prior.init_mix(TINY)
+    assert tiny_model.mix.shape == ident.shape == (2 * 8 * 8 + 3 * 3,)
+    assert np.abs(tiny_model.mix - ident).max() > 1e-2
+    assert prior.init_mix(TINY._replace(linear=False)).size == 0
+
+
 def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     layout = prior.layout_of(TINY)
     patches = data.to_patches(_image(32, 32, 5), TINY.patch)
@@ -108,12 +147,14 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     cfg = FitConfig()
     mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
     rho = jnp.full((p, layout.size), -5.0)
-    state = init_state(mean, rho, jnp.full((p, tiny_model.num_blocks), math.log(1e-3)), cfg)
+    state = init_state(mean, rho, jnp.full((p, tiny_model.num_blocks), math.log(1e-3)), cfg,
+                       mix=tiny_model.mix)
     full = FitConfig(pixels_per_step=TINY.patch**2)
-    loss = jax.vmap(losses(TINY, layout, full), (0, 0, 0, 0, 0, None, None))
+    loss = jax.vmap(losses(TINY, layout, full), (0, 0, 0, 0, 0, None, None, None))
 
     def total(s):
-        vals = [loss(s.mean, s.rho, s.frozen, s.log_beta, problem.targets, jax.random.key(k), problem)[0]
+        vals = [loss(s.mean, s.rho, s.frozen, s.log_beta, problem.targets, jax.random.key(k), problem,
+                     s.mix)[0]
                 for k in range(4)]
         return float(jnp.mean(jnp.stack(vals)))
 
@@ -123,6 +164,7 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
         state, _, _ = run(state, problem, jax.random.key(i))
     assert total(state) < 0.7 * before
     assert run._cache_size() == 1, "the jitted fitting loop retraced"
+    np.testing.assert_array_equal(np.asarray(state.mix), tiny_model.mix)  # mix_lr = 0: A fixed
 
 
 def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
@@ -134,7 +176,7 @@ def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
     mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
     # posteriors far narrower than the prior: every block starts far above kappa
     state = init_state(mean, jnp.full((p, layout.size), -9.0), jnp.full((p, nb), math.log(1e-3)),
-                       FitConfig(beta_factor=1.3))
+                       FitConfig(beta_factor=1.3), mix=tiny_model.mix)
     run = fit(TINY, layout, FitConfig(beta_factor=1.3), 400)
     _, _, kl0 = fit(TINY, layout, FitConfig(), 1)(state, problem, jax.random.key(0))
     state2, _, kl1 = run(state, problem, jax.random.key(1))
@@ -152,7 +194,8 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     cfg = FitConfig()
     mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
     rho = jnp.broadcast_to(inverse_softplus(jnp.asarray(tiny_model.prior_std) * 0.5), (p, layout.size))
-    state = init_state(mean, rho, jnp.broadcast_to(jnp.asarray(tiny_model.log_beta), (p, nb)), cfg)
+    state = init_state(mean, rho, jnp.broadcast_to(jnp.asarray(tiny_model.log_beta), (p, nb)), cfg,
+                       mix=tiny_model.mix)
     pos, mask = codec._tables(tiny_model)
     code_block = codec._make_block_coder(tiny_model, pos, mask)
     key = jax.random.key(11)
@@ -204,13 +247,18 @@ def test_model_file_round_trip_and_errors(tiny_model, tmp_path):
         prior.load_model(bad)
     with pytest.raises(prior.ModelError):
         prior.load_model(tmp_path / "missing.npz")
+    short = tmp_path / "short.npz"
+    prior.save_model(short, tiny_model._replace(mix=tiny_model.mix[:-1]))
+    with pytest.raises(prior.ModelError, match="mixing weights"):
+        prior.load_model(short)
 
 
 def test_decoder_with_another_model_refuses(tiny_model, tiny_file):
     _, _, res = tiny_file
-    other = tiny_model._replace(prior_std=tiny_model.prior_std * 1.01)
-    with pytest.raises(jrec.ModelMismatchError, match="different prior"):
-        codec.decompress(res.data, other)
+    for other in (tiny_model._replace(prior_std=tiny_model.prior_std * 1.01),
+                  tiny_model._replace(mix=tiny_model.mix + 1e-3)):
+        with pytest.raises(jrec.ModelMismatchError, match="different prior"):
+            codec.decompress(res.data, other)
 
 
 def test_corrupt_and_truncated_files_are_refused(tiny_model, tiny_file):
