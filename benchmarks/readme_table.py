@@ -193,16 +193,18 @@ def render_rd(data) -> str:
         "held out from prior training). bpp = file size x 8 / pixels; baselines coded at the "
         "same bpp per image (Pillow).",
         "",
-        "| target bpp | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | JPEG 2000 dB | "
+        "| target bpp | model | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | JPEG 2000 dB | "
         "encode s | decode s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, g in enumerate(r["target_bpp"]):
+        kinds = sorted({"RECOMBINER linear" if p.get("linear") else "COMBINER"
+                        for p in data["per_image"] if p["target_bpp"] == g})
         def b(c):
             v = base.get(c, {}).get("psnr-rgb", [None] * len(r["target_bpp"]))[i]
             return "–" if v is None else f"{v:.2f}"
         ms = r["ms-ssim-rgb"][i]
-        lines.append(f"| {g:g} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
+        lines.append(f"| {g:g} | {' + '.join(kinds)} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
                      f"{'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | {b('webp')} | {b('jpeg2000')} | "
                      f"{r['encoding_time'][i]:.0f} | {r['decoding_time'][i]:.2f} |")
     lines += ["", "![rd](benchmarks/results/rd_kodak.png)"]

@@ -115,7 +115,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
       images: image paths.
       bpps: requested bit rates (each picks a bundled model unless ``models`` maps it).
       out: JSON path, rewritten after every image (runs can be resumed: finished
-        ``(image, bpp)`` pairs found in it are kept).
+        ``(image, bpp)`` pairs found in it are kept if they were coded with the same model
+        (its digest); rows of another model, and their baselines, are recomputed).
       plot: RD plot path (PNG).
       baselines: also code each image with JPEG, WebP and JPEG 2000 at the achieved bpp.
       time_budget: seconds after which no new image is started.
@@ -131,11 +132,15 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
         with open(out) as f:
             old = json.load(f)
         rows, base = old.get("per_image", []), old.get("baselines_per_image", [])
-    done = {(r["image"], r["target_bpp"]) for r in rows}
     models = models or {}
     stopped = False
     for bpp in bpps:
         model = models.get(bpp) or codec.select_model(bpp)
+        digest = model.digest()
+        stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r.get("model_digest") != digest}
+        rows = [r for r in rows if (r["image"], r["target_bpp"]) not in stale]
+        base = [b for b in base if (b["image"], b["target_bpp"]) not in stale]
+        done = {(r["image"], r["target_bpp"]) for r in rows}
         for path in images:
             name = os.path.basename(path)
             if (name, bpp) in done:
@@ -154,7 +159,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
             if not np.array_equal(dec, res.image):
                 raise RuntimeError(f"{name}: decoded image differs from the encoder's reconstruction")
             orig = data.to_uint8(img)
-            row = {"image": name, "target_bpp": bpp, "model": model.name,
+            row = {"image": name, "target_bpp": bpp, "model": model.name, "model_digest": digest,
+                   "linear": model.arch.linear,
                    "bpp": 8 * size / (img.shape[0] * img.shape[1]), "psnr": metrics.psnr(orig, dec),
                    "ms_ssim": metrics.ms_ssim(orig, dec), "encoding_time": res.stats["encode_seconds"],
                    "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],

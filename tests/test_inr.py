@@ -377,3 +377,19 @@ def test_a_non_inr_jrec_file_is_refused(tiny_model):
     blob = jrec.to_bytes(np.arange(1, 6, dtype=np.int32), method="pfr", key=key, proposal=None)
     with pytest.raises(codec.CodecError, match="not a jrec_inr file"):
         codec.decompress(blob, tiny_model)
+
+
+def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_path):
+    _, img, _ = tiny_file
+    src = _write(tmp_path / "in.png", data.to_uint8(img))
+    out = str(tmp_path / "rd.json")
+    coded = []
+    kw = dict(out=out, steps=10, finetune_steps=0, progress=False, log=coded.append)
+    r1 = cli.evaluate([src], [0.5], models={0.5: tiny_model}, **kw)
+    row = r1["per_image"][0]
+    assert row["model_digest"] == tiny_model.digest() and row["linear"] and len(coded) == 1
+    cli.evaluate([src], [0.5], models={0.5: tiny_model}, **kw)  # resumed: nothing recoded
+    assert len(coded) == 1
+    other = tiny_model._replace(mix=tiny_model.mix * 1.01)
+    r3 = cli.evaluate([src], [0.5], models={0.5: other}, **kw)  # another model: its row is redone
+    assert len(coded) == 2 and [r["model_digest"] for r in r3["per_image"]] == [other.digest()]
