@@ -198,13 +198,15 @@ def render_rd(data) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, g in enumerate(r["target_bpp"]):
-        kinds = sorted({"RECOMBINER linear" if p.get("linear") else "COMBINER"
-                        for p in data["per_image"] if p["target_bpp"] == g})
+        kind = " + ".join(sorted({"RECOMBINER linear" if p.get("linear") else "COMBINER"
+                                  for p in data["per_image"] if p["target_bpp"] == g}))
+
         def b(c):
             v = base.get(c, {}).get("psnr-rgb", [None] * len(r["target_bpp"]))[i]
             return "–" if v is None else f"{v:.2f}"
         ms = r["ms-ssim-rgb"][i]
-        lines.append(f"| {g:g} | {' + '.join(kinds)} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | {r['psnr-rgb'][i]:.2f} | "
+        lines.append(f"| {g:g} | {kind} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | "
+                     f"{r['psnr-rgb'][i]:.2f} | "
                      f"{'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | {b('webp')} | {b('jpeg2000')} | "
                      f"{r['encoding_time'][i]:.0f} | {r['decoding_time'][i]:.2f} |")
     lines += ["", "![rd](benchmarks/results/rd_kodak.png)"]

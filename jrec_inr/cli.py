@@ -137,7 +137,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
     for bpp in bpps:
         model = models.get(bpp) or codec.select_model(bpp)
         digest = model.digest()
-        stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r.get("model_digest") != digest}
+        stale = {(r["image"], bpp) for r in rows
+                 if r["target_bpp"] == bpp and r.get("model_digest") != digest}
         rows = [r for r in rows if (r["image"], r["target_bpp"]) not in stale]
         base = [b for b in base if (b["image"], b["target_bpp"]) not in stale]
         done = {(r["image"], r["target_bpp"]) for r in rows}

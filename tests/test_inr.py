@@ -118,8 +118,9 @@ def test_linear_reparameterisation_is_h_times_a():
     params = {name: dict(layer, kernel_mean=layer["kernel_mean"] @ mix[name]["A"],
                          bias_mean=layer["bias_mean"] @ mix[name]["A"])
               for name, layer in v["params"].items()}
-    np.testing.assert_allclose(np.asarray(BayesianSiren(lin).apply({"params": v["params"], "mix": mix}, coords)),
-                               np.asarray(plain.apply({"params": params}, coords)), rtol=2e-4, atol=2e-5)
+    mixed = BayesianSiren(lin).apply({"params": v["params"], "mix": mix}, coords)
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(plain.apply({"params": params}, coords)),
+                               rtol=2e-4, atol=2e-5)
     # local reparameterisation: the per-pixel latent pre-activation [x, 1] H is drawn, then mixed
     x = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
     dense = BayesianDense(4, 0.5, -2.0, linear=True)
