@@ -22,6 +22,7 @@ the indices, so ``decompress(compress(x))`` reproduces it bit for bit.
 """
 
 
+import functools
 import math
 import struct
 import time
@@ -126,6 +127,23 @@ def _block_proposal(model: Model, pos, b):
 def _block_keys(key, b, num_patches):
     kb = jax.random.fold_in(key, b)
     return jax.vmap(lambda p: jax.random.fold_in(kb, p))(jnp.arange(num_patches))
+
+
+@functools.lru_cache(maxsize=16)
+def _fit_fn(arch, fit_cfg, num_steps):
+    """The jitted fitting loop (cached: a process coding many images compiles it once)."""
+    return fit(arch, layout_of(arch), fit_cfg, num_steps)
+
+
+_CODERS: dict = {}
+
+
+def _block_coder(model: Model):
+    """:func:`_make_block_coder` for ``model`` (cached per model)."""
+    k = model.digest()
+    if k not in _CODERS:
+        _CODERS[k] = _make_block_coder(model, *_tables(model))
+    return _CODERS[k]
 
 
 def _make_block_coder(model: Model, pos, mask):
@@ -249,7 +267,6 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     layout = layout_of(arch)
     patches = data.to_patches(image, arch.patch)
     num_patches = patches.shape[0]
-    pos, mask = _tables(model)
     nb = model.num_blocks
     problem = Problem(jnp.asarray(patches) - 0.5, jnp.asarray(model.prior_mean),
                       jnp.asarray(model.prior_std), jnp.asarray(model.block),
@@ -258,15 +275,13 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
     rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
     log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
-    state = init_state(mean, rho, log_beta, cfg.fit._replace(mix_lr=0.0), mix=model.mix)
+    fit_cfg = cfg.fit._replace(mix_lr=0.0)  # the model's mixing matrices stay fixed
+    state = init_state(mean, rho, log_beta, fit_cfg, mix=model.mix)
     key = jax.random.key(cfg.seed)
     noise_key = jax.random.fold_in(jax.random.key(cfg.seed), 0x5EED)
-    runs: dict = {}
 
     def run(state, n):
-        if n not in runs:
-            runs[n] = fit(arch, layout, cfg.fit._replace(mix_lr=0.0), n)  # the model's mix is fixed
-        return runs[n](state, problem, noise_key)
+        return _fit_fn(arch, fit_cfg, n)(state, problem, noise_key)
 
     bar = tqdm(total=cfg.fit_steps, desc="fit", unit="step", disable=not progress)
     left, mse, kl_b = cfg.fit_steps, jnp.zeros(num_patches), None
@@ -280,7 +295,7 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     bar.close()
     fit_kl = None if kl_b is None else np.asarray(kl_b)
     t_fit = time.perf_counter() - t0
-    code_block = _make_block_coder(model, pos, mask)
+    code_block = _block_coder(model)
     indices = []
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)
     for b in range(nb):
