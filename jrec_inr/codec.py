@@ -100,17 +100,29 @@ def select_model(bpp: float) -> Model:
     return best
 
 
-def _tables(model: Model):
-    """Per-block weight positions ``(B, d)`` padded with ``D`` (a dummy slot) and their mask."""
+def _tables(model: Model, width: int | None = None):
+    """Per-block weight positions ``(B, width)`` padded with ``D`` (a dummy slot) and their mask.
+
+    ``width`` defaults to the widest block (rounded up to a multiple of 8); a narrower
+    table keeps the first ``width`` members of each block (used only for blocks that fit).
+    A block's candidates are drawn as one vector, whose leading entries do not depend on
+    its length (partitionable threefry), and padded slots have target == proposal, so a
+    block coded at its own width decodes identically at any larger width.
+    """
     block = np.asarray(model.block)
     nb = model.num_blocks
-    sizes = np.bincount(block, minlength=nb)
-    d = int(max(8, -(-sizes.max() // 8) * 8))
+    d = int(width or _widths(model).max())
     pos = np.full((nb, d), model.num_weights, np.int32)
     for b in range(nb):
-        members = np.flatnonzero(block == b)
+        members = np.flatnonzero(block == b)[:d]
         pos[b, : members.size] = members
     return jnp.asarray(pos), jnp.asarray(pos < model.num_weights)
+
+
+def _widths(model: Model) -> np.ndarray:
+    """Each block's coding width: its size rounded up to a multiple of 8 (at least 8)."""
+    sizes = np.bincount(np.asarray(model.block), minlength=model.num_blocks)
+    return np.maximum(8, -(-sizes // 8) * 8)
 
 
 def _pad(v, fill):
@@ -138,11 +150,12 @@ def _fit_fn(arch, fit_cfg, num_steps):
 _CODERS: dict = {}
 
 
-def _block_coder(model: Model):
-    """:func:`_make_block_coder` for ``model`` (cached per model)."""
-    k = model.digest()
+def _block_coder(model: Model, width: int):
+    """:func:`_make_block_coder` for ``model``'s blocks of coding width ``width`` (cached):
+    ORC's work grows with the candidate length, so each block is coded at its own width."""
+    k = (model.digest(), int(width))
     if k not in _CODERS:
-        _CODERS[k] = _make_block_coder(model, *_tables(model))
+        _CODERS[k] = _make_block_coder(model, *_tables(model, width))
     return _CODERS[k]
 
 
@@ -295,11 +308,11 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     bar.close()
     fit_kl = None if kl_b is None else np.asarray(kl_b)
     t_fit = time.perf_counter() - t0
-    code_block = _block_coder(model)
+    widths = _widths(model)
     indices = []
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)
     for b in range(nb):
-        state, idx = code_block(state, jnp.int32(b), key)
+        state, idx = _block_coder(model, widths[b])(state, jnp.int32(b), key)
         indices.append(idx)
         if cfg.finetune_steps and b + 1 < nb:
             state, _, _ = run(state, cfg.finetune_steps)

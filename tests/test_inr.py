@@ -197,12 +197,13 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     rho = jnp.broadcast_to(inverse_softplus(jnp.asarray(tiny_model.prior_std) * 0.5), (p, layout.size))
     state = init_state(mean, rho, jnp.broadcast_to(jnp.asarray(tiny_model.log_beta), (p, nb)), cfg,
                        mix=tiny_model.mix)
-    pos, mask = codec._tables(tiny_model)
-    code_block = codec._make_block_coder(tiny_model, pos, mask)
+    # each block is coded at its own width; the decoder below draws at the widest block's
+    widths = codec._widths(tiny_model)
+    assert min(widths[0], widths[1]) < widths.max()
     key = jax.random.key(11)
     run = fit(TINY, layout, cfg, 10)
-    state, idx0 = code_block(state, jnp.int32(0), key)
-    state, idx1 = code_block(state, jnp.int32(1), key)
+    state, idx0 = codec._block_coder(tiny_model, widths[0])(state, jnp.int32(0), key)
+    state, idx1 = codec._block_coder(tiny_model, widths[1])(state, jnp.int32(1), key)
     in_01 = np.isin(tiny_model.block, [0, 1])
     frozen = np.asarray(state.frozen)
     assert frozen[:, in_01].all() and not frozen[:, ~in_01].any()
