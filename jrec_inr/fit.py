@@ -172,6 +172,9 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
     log_factor = math.log(cfg.beta_factor)
 
     def step(state: FitState, problem: Problem, key):
+        if state.mix.shape != (layout.mix_size,):  # static shapes: checked when tracing
+            raise ValueError(f"the state's mixing weights have shape {state.mix.shape}; the "
+                             f"architecture needs ({layout.mix_size},) (init_state(..., mix=model.mix))")
         keys = jax.random.split(key, state.mean.shape[0])
         (_, (mse, kl_b)), g = grad(state.mean, state.rho, state.frozen, state.log_beta,
                                    problem.targets, keys, problem, state.mix)

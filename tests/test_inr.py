@@ -166,6 +166,8 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     assert total(state) < 0.7 * before
     assert run._cache_size() == 1, "the jitted fitting loop retraced"
     np.testing.assert_array_equal(np.asarray(state.mix), tiny_model.mix)  # mix_lr = 0: A fixed
+    with pytest.raises(ValueError, match="mixing weights"):  # a linear model's state without its A
+        run(state._replace(mix=jnp.zeros((0,), jnp.float32)), problem, jax.random.key(0))
 
 
 def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
