@@ -198,7 +198,7 @@ def render_rd(data) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, g in enumerate(r["target_bpp"]):
-        kind = " + ".join(sorted({"RECOMBINER linear" if p.get("linear") else "COMBINER"
+        kind = " + ".join(sorted({"COMBINER + linear reparam." if p.get("linear") else "COMBINER"
                                   for p in data["per_image"] if p["target_bpp"] == g}))
 
         def b(c):
