@@ -309,10 +309,11 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     fit_kl = None if kl_b is None else np.asarray(kl_b)
     t_fit = time.perf_counter() - t0
     widths = _widths(model)
+    coders = {w: _block_coder(model, w) for w in set(widths.tolist())}  # one model digest, not one per block
     indices = []
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)
     for b in range(nb):
-        state, idx = _block_coder(model, widths[b])(state, jnp.int32(b), key)
+        state, idx = coders[int(widths[b])](state, jnp.int32(b), key)
         indices.append(idx)
         if cfg.finetune_steps and b + 1 < nb:
             state, _, _ = run(state, cfg.finetune_steps)
