@@ -14,6 +14,13 @@ import re
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _model_kind(row) -> str:
+    """How an RD row's model is named in the table (from the flags ``eval`` records)."""
+    parts = ["COMBINER"] + (["linear reparam."] if row.get("linear") else []) + (
+        [f"{row['pe_grid']}x{row['pe_grid']} PE grid"] if row.get("pe_grid") else [])
+    return " + ".join(parts)
+
+
 def render(data) -> str:
     m = data["machine"]
     lines = [
@@ -198,8 +205,7 @@ def render_rd(data) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, g in enumerate(r["target_bpp"]):
-        kind = " + ".join(sorted({"COMBINER + linear reparam." if p.get("linear") else "COMBINER"
-                                  for p in data["per_image"] if p["target_bpp"] == g}))
+        kind = " / ".join(sorted({_model_kind(p) for p in data["per_image"] if p["target_bpp"] == g}))
 
         def b(c):
             v = base.get(c, {}).get("psnr-rgb", [None] * len(r["target_bpp"]))[i]

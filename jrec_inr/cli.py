@@ -79,8 +79,12 @@ def cmd_train_prior(args) -> int:
     from jrec_inr.fit import FitConfig
     from jrec_inr.model import Arch
 
-    arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch,
-                linear=args.linear)
+    try:
+        arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch,
+                    linear=args.linear, pe_grid=args.pe_grid, pe_channels=args.pe_channels).check()
+    except ValueError as e:
+        print(f"jrec-inr train-prior: error: {e}", file=sys.stderr)
+        return 2
     exclude = set(args.exclude or [])
     paths = [p for p in args.images if os.path.basename(p).split(".")[0] not in exclude]
     if not paths:
@@ -161,7 +165,7 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
                 raise RuntimeError(f"{name}: decoded image differs from the encoder's reconstruction")
             orig = data.to_uint8(img)
             row = {"image": name, "target_bpp": bpp, "model": model.name, "model_digest": digest,
-                   "linear": model.arch.linear,
+                   "linear": model.arch.linear, "pe_grid": model.arch.pe_grid,
                    "bpp": 8 * size / (img.shape[0] * img.shape[1]), "psnr": metrics.psnr(orig, dec),
                    "ms_ssim": metrics.ms_ssim(orig, dec), "encoding_time": res.stats["encode_seconds"],
                    "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],
@@ -287,6 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=200)
     t.add_argument("--linear", action="store_true",
                    help="RECOMBINER's linear reparameterisation [W; b] = H A (A learned with the prior)")
+    t.add_argument("--pe-grid", type=int, default=0,
+                   help="side G of each patch's latent positional-encoding grid (RECOMBINER; 0: none)")
+    t.add_argument("--pe-channels", type=int, default=0, help="channels of that grid")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--mix-lr", type=float, default=2e-3, help="learning rate of the mixing matrices A")
     t.add_argument("--beta-init", type=float, default=3e-3)

@@ -17,6 +17,16 @@ pre-activation ``([x, 1] H) A`` keeps the local reparameterisation exact: ``[x, 
 is drawn per pixel, then mixed by ``A``. A mean-field posterior over ``H`` is a
 posterior over ``W`` whose output units are correlated through ``A``.
 
+``Arch(pe_grid=G, pe_channels=C)`` adds learned positional encodings (RECOMBINER,
+section 3.2): every patch carries a latent grid ``z`` of ``G x G x C`` values, part of
+the coded weights (mean-field Gaussian posterior, factorised prior, coded block by
+block like the rest), interpolated at each pixel and fed to the first layer beside the
+Fourier features, so the network can adapt to local detail. RECOMBINER upsamples a
+``4 x 4 x 128`` grid with a learned convolutional network; here the grid is
+interpolated bilinearly (:func:`grid_features`), which costs nothing per pixel and
+keeps random-pixel training possible on a CPU; the first (dense) layer is the learned
+map from the interpolated latents to the network.
+
 The parameters are a Flax pytree; :class:`Layout` flattens it to the vectors the codec
 works with (posterior means / stds, prior means / stds, per-weight KL) and the shared
 ``"mix"`` collection to one vector.
@@ -35,7 +45,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 __all__ = ["Arch", "BayesianDense", "BayesianSiren", "Layout", "fourier_features",
-           "patch_coords", "kl_bits", "FROZEN_RHO"]
+           "grid_features", "patch_coords", "kl_bits", "FROZEN_RHO"]
 
 #: ``rho`` of a weight fixed to its coded value: ``softplus(FROZEN_RHO) == 0`` in float32.
 FROZEN_RHO = -200.0
@@ -53,6 +63,8 @@ class Arch(NamedTuple):
       w0: SIREN frequency.
       rho_init: initial ``rho`` of the posterior (std = softplus(rho_init)).
       linear: RECOMBINER's linear reparameterisation ``[W; b] = H A`` of every layer.
+      pe_grid: side ``G`` of each patch's latent positional-encoding grid (0: none).
+      pe_channels: channels ``C`` of that grid.
     """
 
     hidden: int = 24
@@ -63,11 +75,14 @@ class Arch(NamedTuple):
     w0: float = 30.0
     rho_init: float = -6.0
     linear: bool = False
+    pe_grid: int = 0
+    pe_channels: int = 0
 
     def to_json(self) -> str:
         d = self._asdict()
-        if not self.linear:  # models from before the option keep their fingerprint
-            del d["linear"]
+        for k, default in _OPTIONAL.items():  # models from before an option keep their fingerprint
+            if d[k] == default:
+                del d[k]
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -76,7 +91,19 @@ class Arch(NamedTuple):
 
     @property
     def num_inputs(self) -> int:
-        return 2 + 4 * self.num_freqs
+        return 2 + 4 * self.num_freqs + (self.pe_channels if self.pe_grid else 0)
+
+    def check(self) -> Arch:
+        """Validate the settings (``ValueError`` naming the bad one); returns ``self``."""
+        if min(self.hidden, self.depth, self.num_freqs + 1, self.patch, self.channels) < 1:
+            raise ValueError(f"hidden, depth, patch and channels must be >= 1 and num_freqs >= 0: {self}")
+        if (self.pe_grid == 0) != (self.pe_channels == 0) or self.pe_grid == 1 or self.pe_grid < 0:
+            raise ValueError(f"a positional-encoding grid needs pe_grid >= 2 and pe_channels >= 1 "
+                             f"(or both 0), got pe_grid={self.pe_grid}, pe_channels={self.pe_channels}")
+        return self
+
+
+_OPTIONAL = {"linear": False, "pe_grid": 0, "pe_channels": 0}
 
 
 def fourier_features(coords, num_freqs: int):
@@ -85,6 +112,23 @@ def fourier_features(coords, num_freqs: int):
     ang = coords[..., :, None] * freqs  # (..., 2, L)
     ang = ang.reshape(*coords.shape[:-1], -1)
     return jnp.concatenate([coords, jnp.sin(ang), jnp.cos(ang)], axis=-1)
+
+
+def grid_features(grid, coords):
+    """Bilinear interpolation of a ``(G, G, C)`` grid at coordinates ``(..., 2)`` in [-1, 1].
+
+    The grid's nodes sit at ``linspace(-1, 1, G)`` along each axis (``coords[..., 0]``
+    indexes the first grid axis), so node values are reproduced exactly at the nodes.
+    """
+    g = grid.shape[0]
+    u = jnp.clip((coords + 1.0) * 0.5 * (g - 1), 0.0, g - 1.0)
+    lo = jnp.minimum(jnp.floor(u), g - 2).astype(jnp.int32)
+    t = u - lo  # (..., 2) in [0, 1]
+    i, j = lo[..., 0], lo[..., 1]
+    ty, tx = t[..., :1], t[..., 1:]
+    top = grid[i, j] * (1 - tx) + grid[i, j + 1] * tx
+    bottom = grid[i + 1, j] * (1 - tx) + grid[i + 1, j + 1] * tx
+    return top * (1 - ty) + bottom * ty
 
 
 def patch_coords(patch: int):
@@ -139,12 +183,21 @@ class BayesianSiren(nn.Module):
     def __call__(self, coords, key=None):
         a = self.arch
         h = fourier_features(coords, a.num_freqs)
-        keys = [None] * (a.depth + 1) if key is None else list(jax.random.split(key, a.depth + 1))
+        n_keys = a.depth + 1 + bool(a.pe_grid)  # (the key use of grid-less models is unchanged)
+        keys = [None] * n_keys if key is None else list(jax.random.split(key, n_keys))
+        if a.pe_grid:  # the latent grid: one reparameterised draw per call, shared by the pixels
+            shape = (a.pe_grid, a.pe_grid, a.pe_channels)
+            z = self.param("pe_mean", nn.initializers.normal(0.1), shape)
+            z_rho = self.param("pe_rho", nn.initializers.constant(a.rho_init), shape)
+            if key is not None:
+                z = z + jax.nn.softplus(z_rho) * jax.random.normal(keys[-1], shape, z.dtype)
+            feats = grid_features(z, coords)
+            h = jnp.concatenate([h, feats], axis=-1)
         for i in range(a.depth):
             bound = 1.0 / h.shape[-1] if i == 0 else math.sqrt(6.0 / h.shape[-1]) / a.w0
             h = jnp.sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init, a.linear)(h, keys[i]))
         bound = math.sqrt(6.0 / h.shape[-1]) / a.w0
-        return BayesianDense(a.channels, bound, a.rho_init, a.linear)(h, keys[-1])
+        return BayesianDense(a.channels, bound, a.rho_init, a.linear)(h, keys[a.depth])
 
 
 class Layout(NamedTuple):

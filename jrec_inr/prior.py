@@ -124,9 +124,9 @@ def load_model(path) -> Model:
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}")
     try:
-        arch = Arch(**meta["arch"])
-    except TypeError as e:
-        raise ModelError(f"{path}: unknown architecture settings {meta['arch']}") from e
+        arch = Arch(**meta["arch"]).check()
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: unusable architecture settings {meta['arch']} ({e})") from e
     layout = layout_of(arch)
     d = layout.size
     m, s, b, lb = (arrays[k] for k in ("prior_mean", "prior_std", "block", "log_beta"))

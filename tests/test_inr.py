@@ -14,11 +14,13 @@ from PIL import Image
 import jrec
 from jrec_inr import cli, codec, data, prior
 from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses
-from jrec_inr.model import FROZEN_RHO, Arch, BayesianDense, BayesianSiren, kl_bits, patch_coords
+from jrec_inr.model import (FROZEN_RHO, Arch, BayesianDense, BayesianSiren, grid_features, kl_bits,
+                            patch_coords)
 
-# the module's models use RECOMBINER's linear reparameterisation (as the bundled ones do);
-# test_linear_reparameterisation_is_h_times_a ties it to the plain COMBINER network
-TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16, linear=True)
+# the module's models use RECOMBINER's linear reparameterisation (as the bundled ones do) and a
+# latent positional-encoding grid; test_linear_reparameterisation_is_h_times_a ties the former to
+# the plain COMBINER network, test_positional_grid_* the latter to its definition
+TINY = Arch(hidden=8, depth=2, num_freqs=3, patch=16, linear=True, pe_grid=3, pe_channels=2)
 
 # one xdist worker runs this module (dev.sh uses --dist loadgroup): the module fixtures below
 # (a tiny trained prior and a compressed file) are then built once, not once per worker
@@ -130,6 +132,55 @@ def test_linear_reparameterisation_is_h_times_a():
     z = BayesianDense(4, 0.5, -2.0).apply({"params": dv["params"]}, x, k)
     np.testing.assert_allclose(np.asarray(dense.apply({"params": dv["params"], "mix": {"A": a}}, x, k)),
                                np.asarray(z @ a), rtol=1e-5, atol=1e-6)
+
+
+def test_grid_features_interpolate_bilinearly():
+    rng = np.random.default_rng(0)
+    grid = jnp.asarray(rng.normal(size=(4, 4, 3)), jnp.float32)
+    t = np.linspace(-1, 1, 4)
+    nodes = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    np.testing.assert_allclose(np.asarray(grid_features(grid, jnp.asarray(nodes))),
+                               np.asarray(grid).reshape(-1, 3), atol=1e-6)
+    # between nodes: the bilinear formula, against a NumPy reference at random points
+    pts = rng.uniform(-1, 1, size=(200, 2))
+    u = (pts + 1) * 1.5
+    i, j = np.minimum(np.floor(u).astype(int), 2).T
+    ty, tx = (u - np.stack([i, j], -1)).T[..., None]
+    g = np.asarray(grid)
+    ref = ((1 - ty) * ((1 - tx) * g[i, j] + tx * g[i, j + 1])
+           + ty * ((1 - tx) * g[i + 1, j] + tx * g[i + 1, j + 1]))
+    np.testing.assert_allclose(np.asarray(grid_features(grid, jnp.asarray(pts, jnp.float32))), ref,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_positional_grid_is_coded_and_local():
+    # the grid is part of the coded weights (a mean and a rho per value), feeds the first
+    # layer, and one node moves only the pixels of the cells around it
+    coords = patch_coords(TINY.patch)
+    v = BayesianSiren(TINY).init(jax.random.key(0), coords)
+    layout = prior.layout_of(TINY)
+    plain = prior.layout_of(TINY._replace(pe_grid=0, pe_channels=0))
+    assert layout.size == plain.size + 3 * 3 * 2 + 2 * TINY.hidden
+    assert v["params"]["pe_mean"].shape == v["params"]["pe_rho"].shape == (3, 3, 2)
+    assert TINY.num_inputs == 2 + 4 * 3 + 2
+    out = BayesianSiren(TINY).apply(v, coords)
+    params = dict(v["params"], pe_mean=v["params"]["pe_mean"].at[0, 0].add(1.0))
+    moved = np.abs(np.asarray(BayesianSiren(TINY).apply(dict(v, params=params), coords) - out)).max(-1)
+    near = np.all(coords < 0, axis=-1)  # node (0, 0) sits at (-1, -1); its cells span [-1, 0)^2
+    assert moved[near].min() > 0 and moved[~near].max() == 0
+    # a draw perturbs the grid by its posterior std; with std 0 (coded) it is the mean
+    frozen = jax.tree_util.tree_map_with_path(
+        lambda p, x: jnp.full_like(x, FROZEN_RHO) if str(p[-1].key).endswith("_rho") else x, v["params"])
+    k = jax.random.key(1)
+    np.testing.assert_allclose(np.asarray(BayesianSiren(TINY).apply(dict(v, params=frozen), coords, k)),
+                               np.asarray(BayesianSiren(TINY).apply(dict(v, params=frozen), coords)),
+                               atol=1e-4)
+    # settings are validated (a grid needs both a side >= 2 and channels)
+    for bad in ({"pe_grid": 4}, {"pe_channels": 2}, {"pe_grid": 1, "pe_channels": 2}):
+        with pytest.raises(ValueError, match="pe_grid"):
+            TINY._replace(**{"pe_grid": 0, "pe_channels": 0, **bad}).check()
+    assert Arch().to_json() == Arch(pe_grid=0, pe_channels=0).to_json()  # old fingerprints kept
+    assert "pe_grid" not in Arch().to_json() and "pe_grid" in TINY.to_json()
 
 
 def test_prior_learns_the_mixing_matrices(tiny_model):
@@ -255,6 +306,10 @@ def test_model_file_round_trip_and_errors(tiny_model, tmp_path):
     prior.save_model(short, tiny_model._replace(mix=tiny_model.mix[:-1]))
     with pytest.raises(prior.ModelError, match="mixing weights"):
         prior.load_model(short)
+    odd = tmp_path / "odd.npz"
+    prior.save_model(odd, tiny_model._replace(arch=tiny_model.arch._replace(pe_grid=1)))
+    with pytest.raises(prior.ModelError, match="pe_grid"):
+        prior.load_model(odd)
 
 
 def test_decoder_with_another_model_refuses(tiny_model, tiny_file):
@@ -360,6 +415,10 @@ def test_cli_bad_files(tiny_model, tiny_file, tmp_path, capsys):
     assert "different prior" in capsys.readouterr().err
     assert cli.main(["compress", data.demo_image(), str(tmp_path / "o.jrec"), "--bpp", "7", "--quiet"]) == 2
     assert "unsupported bit rate" in capsys.readouterr().err
+    m = tmp_path / "m.npz"
+    assert cli.main(["train-prior", "--bpp", "0.3", "--out", str(m), "--images", data.demo_image(),
+                     "--pe-grid", "3", "--quiet"]) == 2
+    assert "pe_grid" in capsys.readouterr().err and not m.exists()
 
 
 def test_em_resumes_from_its_checkpoint(tmp_path):
