@@ -14,8 +14,15 @@ from PIL import Image
 import jrec
 from jrec_inr import cli, codec, data, prior
 from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses
-from jrec_inr.model import (FROZEN_RHO, Arch, BayesianDense, BayesianSiren, grid_features, kl_bits,
-                            patch_coords)
+from jrec_inr.model import (
+    FROZEN_RHO,
+    Arch,
+    BayesianDense,
+    BayesianSiren,
+    grid_features,
+    kl_bits,
+    patch_coords,
+)
 
 # the module's models use RECOMBINER's linear reparameterisation (as the bundled ones do) and a
 # latent positional-encoding grid; test_linear_reparameterisation_is_h_times_a ties the former to
