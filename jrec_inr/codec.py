@@ -147,20 +147,27 @@ def _fit_fn(arch, fit_cfg, num_steps):
     return fit(arch, layout_of(arch), fit_cfg, num_steps)
 
 
-_CODERS: dict = {}
+_COMPILED: dict = {}
+
+
+def _per_model(build, model: Model, *args):
+    """``build(model, *args)``, cached per (builder, model fingerprint, args): a process
+    coding or decoding many images compiles each jitted function once."""
+    k = (build.__name__, model.digest(), *args)
+    if k not in _COMPILED:
+        _COMPILED[k] = build(model, *args)
+    return _COMPILED[k]
 
 
 def _block_coder(model: Model, width: int):
     """:func:`_make_block_coder` for ``model``'s blocks of coding width ``width`` (cached):
     ORC's work grows with the candidate length, so each block is coded at its own width."""
-    k = (model.digest(), int(width))
-    if k not in _CODERS:
-        _CODERS[k] = _make_block_coder(model, *_tables(model, width))
-    return _CODERS[k]
+    return _per_model(_make_block_coder, model, int(width))
 
 
-def _make_block_coder(model: Model, pos, mask):
+def _make_block_coder(model: Model, width: int):
     """Jitted ``code(state, b, key) -> (state, index (P,))``: ORC of block b, then freeze it."""
+    pos, mask = _tables(model, width)
 
     @jax.jit
     def code(state, b, key):
@@ -189,15 +196,9 @@ def _decode_block(model: Model, pos, b, keys, index):
     return jax.vmap(lambda k, i: jrec.orc.decode(k, i, proposal))(keys, index)
 
 
-_DECODERS: dict = {}
-
-
-def _weights_fn(model: Model):
-    """Jitted decoder ``(seed, (P, B) indices) -> (P, D)`` weights (cached per model)."""
-    k = model.digest()
-    if k not in _DECODERS:
-        _DECODERS[k] = jax.jit(lambda seed, index: _weights_from_indices(model, seed, index))
-    return _DECODERS[k]
+def _make_weights_fn(model: Model):
+    """Jitted decoder ``(seed, (P, B) indices) -> (P, D)`` weights."""
+    return jax.jit(lambda seed, index: _weights_from_indices(model, seed, index))
 
 
 def _weights_from_indices(model: Model, seed, index):
@@ -215,32 +216,26 @@ def _weights_from_indices(model: Model, seed, index):
     return w.at[:, cols.reshape(-1)].set(for_all)[:, :-1]
 
 
-_RENDERERS: dict = {}
+def _make_render_fn(model: Model):
+    """Jitted ``(P, D) weights -> (P, n, C)`` patches in [0, 1]."""
+    layout = layout_of(model.arch)
+    net = BayesianSiren(model.arch)
+    coords = patch_coords(model.arch.patch)
+    rho = jnp.zeros(layout.size, jnp.float32)
+    mix = jnp.asarray(model.mix, jnp.float32)
 
+    @jax.jit
+    def render(weights):
+        out = jax.vmap(lambda w: net.apply(layout.variables(w, rho, mix), coords))(weights)
+        return jnp.clip(out + 0.5, 0.0, 1.0)
 
-def _render_fn(model: Model):
-    """Jitted ``(P, D) weights -> (P, n, C)`` patches in [0, 1] (cached per model)."""
-    k = model.digest()
-    if k not in _RENDERERS:
-        layout = layout_of(model.arch)
-        net = BayesianSiren(model.arch)
-        coords = patch_coords(model.arch.patch)
-        rho = jnp.zeros(layout.size, jnp.float32)
-        mix = jnp.asarray(model.mix, jnp.float32)
-
-        @jax.jit
-        def render(weights):
-            out = jax.vmap(lambda w: net.apply(layout.variables(w, rho, mix), coords))(weights)
-            return jnp.clip(out + 0.5, 0.0, 1.0)
-
-        _RENDERERS[k] = render
-    return _RENDERERS[k]
+    return render
 
 
 def _decode_image(model: Model, seed: int, index, shape) -> tuple[np.ndarray, np.ndarray]:
     """The decoder: ``(uint8 image, (P, D) weights)`` from the seed and the block indices."""
-    weights = _weights_fn(model)(jnp.uint32(seed), jnp.asarray(index))
-    patches = np.asarray(_render_fn(model)(weights))
+    weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), jnp.asarray(index))
+    patches = np.asarray(_per_model(_make_render_fn, model)(weights))
     return data.to_uint8(data.from_patches(patches, shape, model.arch.patch)), np.asarray(weights)
 
 
