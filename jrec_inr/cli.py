@@ -124,7 +124,9 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
       plot: RD plot path (PNG).
       baselines: also code each image with JPEG, WebP and JPEG 2000 at the achieved bpp.
       time_budget: seconds after which no new image is started.
-      models: optional ``{bpp: Model}``.
+      models: optional ``{bpp: Model or [Model, ...]}``: each image is coded with the first
+        of its rate's models that did not see it in training (cross-validation folds);
+        an image every candidate saw is an error (no figure from a prior that saw it).
     """
     from jrec_inr import codec, data, metrics
     from jrec_inr.codec import CodecConfig
@@ -138,11 +140,12 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
         rows, base = old.get("per_image", []), old.get("baselines_per_image", [])
     models = models or {}
     stopped = False
+    chosen = {bpp: {os.path.basename(p): held_out_model(models.get(bpp) or codec.select_model(bpp),
+                                                        os.path.basename(p)) for p in images}
+              for bpp in bpps}  # every choice made (and checked) before any coding
     for bpp in bpps:
-        model = models.get(bpp) or codec.select_model(bpp)
-        digest = model.digest()
-        stale = {(r["image"], bpp) for r in rows
-                 if r["target_bpp"] == bpp and r.get("model_digest") != digest}
+        stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
+                 and r.get("model_digest") != chosen[bpp][r["image"]].digest()}
         rows = [r for r in rows if (r["image"], r["target_bpp"]) not in stale]
         base = [b for b in base if (b["image"], b["target_bpp"]) not in stale]
         done = {(r["image"], r["target_bpp"]) for r in rows}
@@ -150,6 +153,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
             name = os.path.basename(path)
             if (name, bpp) in done:
                 continue
+            model = chosen[bpp][name]
+            digest = model.digest()
             if time_budget is not None and time.perf_counter() - t_start > time_budget:
                 stopped = True
                 break
@@ -191,6 +196,19 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
         published = _published()
         metrics.rd_plot(plot, rows, base, published, title="Kodak" if published else "")
     return result
+
+
+def held_out_model(candidates, image_name: str):
+    """The first of ``candidates`` (a Model or a list) whose training images exclude
+    ``image_name`` (the model recipe's ``images``); ``ModelError`` if every one saw it."""
+    from jrec_inr.prior import Model, ModelError
+
+    candidates = [candidates] if isinstance(candidates, Model) else list(candidates)
+    for m in candidates:
+        if image_name not in m.recipe.get("images", []):
+            return m
+    raise ModelError(f"{image_name}: every candidate model ({', '.join(m.name for m in candidates)}) "
+                     "was trained on it; train a fold without it (train-prior --exclude)")
 
 
 def _published():

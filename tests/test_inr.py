@@ -463,3 +463,16 @@ def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_pat
     other = tiny_model._replace(mix=tiny_model.mix * 1.01)
     r3 = cli.evaluate([src], [0.5], models={0.5: other}, **kw)  # another model: its row is redone
     assert len(coded) == 2 and [r["model_digest"] for r in r3["per_image"]] == [other.digest()]
+
+
+def test_eval_codes_each_image_with_a_model_that_did_not_see_it(tiny_model, tiny_file, tmp_path):
+    _, img, _ = tiny_file
+    src = _write(tmp_path / "in.png", data.to_uint8(img))
+    saw = tiny_model._replace(name="saw", recipe={"images": ["in.png"]})
+    coded = []
+    kw = dict(steps=10, finetune_steps=0, progress=False, log=coded.append)
+    with pytest.raises(prior.ModelError, match="in.png"):  # refused before anything is coded
+        cli.evaluate([src], [0.5], models={0.5: saw}, **kw)
+    assert coded == []
+    r = cli.evaluate([src], [0.5], models={0.5: [saw, tiny_model]}, **kw)  # folds: the other one
+    assert [row["model_digest"] for row in r["per_image"]] == [tiny_model.digest()]
