@@ -357,6 +357,20 @@ def test_bundled_models_load_and_cover_three_rates():
         assert codec.select_model(m.bpp).name == m.name
 
 
+def test_fold_models_never_saw_the_images_they_report():
+    # benchmarks/folds: the second fold of rd_kodak.py (trained without kodim13-24)
+    root = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "folds")
+    paths = sorted(p for p in os.listdir(root) if p.endswith(".npz"))
+    assert paths
+    rates = {prior.load_model(p).bpp for p in prior.bundled_models().values()}
+    for p in paths:
+        m = prior.load_model(os.path.join(root, p))
+        assert m.bpp in rates and m.recipe["command"].startswith("jrec-inr train-prior")
+        assert not set(m.recipe["images"]) & {f"kodim{i:02d}.png" for i in range(13, 25)}
+        for i in range(1, 25):  # with the bundled model, every Kodak image has a held-out prior
+            cli.held_out_model([codec.select_model(m.bpp), m], f"kodim{i:02d}.png")
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 
 
