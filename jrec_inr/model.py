@@ -15,10 +15,13 @@ neural representations", ICLR 2024, section 3.1): a layer's weights and bias are
 shipped in the model (Flax collection ``"mix"``, initialised to the identity). The
 pre-activation ``([x, 1] H) A`` keeps the local reparameterisation exact: ``[x, 1] H``
 is drawn per pixel, then mixed by ``A``. A mean-field posterior over ``H`` is a
-posterior over ``W`` whose output units are correlated through ``A``.
+posterior over ``W`` whose output units are correlated through ``A``. (RECOMBINER's ``A``
+is a full square matrix over a layer's flattened parameters, with one weight sample per
+patch and step; this ``A`` acts on the output units only: ``out^2`` instead of
+``(out (in + 1))^2`` parameters, and the per-pixel local reparameterisation stays exact.)
 
 ``Arch(pe_grid=G, pe_channels=C)`` adds learned positional encodings (RECOMBINER,
-section 3.2): every patch carries a latent grid ``z`` of ``G x G x C`` values, part of
+section 3): every patch carries a latent grid ``z`` of ``G x G x C`` values, part of
 the coded weights (mean-field Gaussian posterior, factorised prior, coded block by
 block like the rest), interpolated at each pixel and fed to the first layer beside the
 Fourier features, so the network can adapt to local detail. RECOMBINER upsamples a
