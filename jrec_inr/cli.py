@@ -140,9 +140,11 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
         rows, base = old.get("per_image", []), old.get("baselines_per_image", [])
     models = models or {}
     stopped = False
-    chosen = {bpp: {os.path.basename(p): held_out_model(models.get(bpp) or codec.select_model(bpp),
-                                                        os.path.basename(p)) for p in images}
-              for bpp in bpps}  # every choice made (and checked) before any coding
+    chosen = {}  # every choice made (and checked) before any coding
+    for bpp in bpps:
+        candidates = models.get(bpp) or codec.select_model(bpp)  # (loads the bundled models once)
+        chosen[bpp] = {os.path.basename(p): held_out_model(candidates, os.path.basename(p))
+                       for p in images}
     for bpp in bpps:
         stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
                  and r.get("model_digest") != chosen[bpp][r["image"]].digest()}
