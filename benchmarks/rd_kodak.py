@@ -61,6 +61,11 @@ def main():
         bundled = codec.select_model(bpp)
         models[bpp] = [bundled] + [m for m in folds if m.bpp == bundled.bpp]
     paths = [os.path.join(KODAK, n) for n in names]
+    commands = []  # of the earlier runs whose rows the JSON holds (resumed)
+    if os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+        commands = old.get("commands") or ([old["command"]] if "command" in old else [])
     t0 = time.perf_counter()
     try:  # evaluate refuses an image every model of its rate saw, before coding anything
         res = cli.evaluate(paths, a.bpp, out=a.out, plot=a.out.replace(".json", ".png"), baselines=True,
@@ -70,10 +75,11 @@ def main():
         raise SystemExit(f"error: {e}") from None
     res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                       "jax": jax.__version__, "backend": jax.default_backend()}
-    res["command"] = "python benchmarks/rd_kodak.py " + " ".join(
+    command = "python benchmarks/rd_kodak.py " + " ".join(
         [f"--images {' '.join(map(str, a.images))}", f"--bpp {' '.join(map(str, a.bpp))}",
          f"--steps {a.steps}", f"--finetune-steps {a.finetune_steps}"]
         + ([f"--fold-models {' '.join(a.fold_models)}"] if a.fold_models else []))
+    res["commands"] = [c for c in commands if c != command] + [command]
     res["wall_seconds_this_run"] = round(time.perf_counter() - t0, 1)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)

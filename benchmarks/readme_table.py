@@ -11,6 +11,8 @@ import json
 import os
 import re
 
+from jrec_inr.cli import rd_means
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -187,34 +189,65 @@ def render_scale(data) -> str:
     return "\n".join(lines)
 
 
+def _image_ranges(names) -> str:
+    """``["kodim01", "kodim02", "kodim03", "kodim07"]`` -> ``"kodim01-03, kodim07"``."""
+    nums = sorted(int(n[len("kodim"):]) for n in names)
+    runs, start = [], None
+    for i, v in enumerate(nums):
+        start = v if start is None else start
+        if i + 1 == len(nums) or nums[i + 1] != v + 1:
+            runs.append(f"kodim{start:02d}" + (f"-{v:02d}" if v != start else ""))
+            start = None
+    return ", ".join(runs)
+
+
 def render_rd(data) -> str:
     m = data.get("machine", {})
     if isinstance(m, str):  # written by jrec-inr eval (a partial run): "cpu, N cores, OS"
         m = {"cpu": m.split(",")[0], "cores": m.split(",")[1].split()[0] if "," in m else "?"}
-    r = data["results"]
-    base = data.get("baselines", {})
+    per, base_rows = data["per_image"], data.get("baselines_per_image", [])
+    rates = sorted({p["target_bpp"] for p in per})
+    images = {g: {p["image"].split(".")[0] for p in per if p["target_bpp"] == g} for g in rates}
+    common = set.intersection(*images.values()) if images else set()
+    by_set = {}
+    for g in rates:
+        by_set.setdefault(_image_ranges(images[g]), []).append(f"{g:g}")
+    commands = data.get("commands") or [data.get("command", "python benchmarks/rd_kodak.py")]
     lines = [
-        f"Measured by `{data.get('command', 'python benchmarks/rd_kodak.py')}` on {m.get('cpu', '?')}, "
-        f"{m.get('cores', '?')} cores (CPU only). Images: "
-        f"{', '.join(sorted({p['image'].split('.')[0] for p in data['per_image']}))} (full resolution; "
-        "held out from prior training). bpp = file size x 8 / pixels; baselines coded at the "
-        "same bpp per image (Pillow).",
+        "Measured by " + " and ".join(f"`{c}`" for c in commands) + f" on {m.get('cpu', '?')}, "
+        f"{m.get('cores', '?')} cores (CPU only). Images (full resolution): "
+        + "; ".join(f"{', '.join(gs)} bpp: {ims}" for ims, gs in by_set.items())
+        + ". Each image is coded with a prior that never saw it (" + ", ".join(
+            f"{name}: {_image_ranges({p['image'].split('.')[0] for p in per if p['model'] == name})}"
+            for name in sorted({p["model"] for p in per})) + "). bpp = file size x 8 / pixels; "
+        "baselines coded at the same bpp per image (Pillow).",
         "",
         "| target bpp | model | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | JPEG 2000 dB | "
         "encode s | decode s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for i, g in enumerate(r["target_bpp"]):
-        kind = " / ".join(sorted({_model_kind(p) for p in data["per_image"] if p["target_bpp"] == g}))
 
-        def b(c):
-            v = base.get(c, {}).get("psnr-rgb", [None] * len(r["target_bpp"]))[i]
-            return "–" if v is None else f"{v:.2f}"
-        ms = r["ms-ssim-rgb"][i]
-        lines.append(f"| {g:g} | {kind} | {r['num_images'][i]} | {r['bpp'][i]:.3f} | "
-                     f"{r['psnr-rgb'][i]:.2f} | "
-                     f"{'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | {b('webp')} | {b('jpeg2000')} | "
-                     f"{r['encoding_time'][i]:.0f} | {r['decoding_time'][i]:.2f} |")
+    def add_rows(rows, base, label):
+        res, bases = rd_means(rows, base)
+        for i, g in enumerate(res["target_bpp"]):
+            kind = " / ".join(sorted({_model_kind(p) for p in rows if p["target_bpp"] == g}))
+
+            def b(c):
+                v = bases.get(c, {}).get("psnr-rgb", [None] * len(res["target_bpp"]))[i]
+                return "–" if v is None else f"{v:.2f}"
+            ms = res["ms-ssim-rgb"][i]
+            lines.append(f"| {label(g)} | {kind} | {res['num_images'][i]} | {res['bpp'][i]:.3f} | "
+                         f"{res['psnr-rgb'][i]:.2f} | {'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | "
+                         f"{b('webp')} | {b('jpeg2000')} | {res['encoding_time'][i]:.0f} | "
+                         f"{res['decoding_time'][i]:.2f} |")
+
+    add_rows(per, base_rows, lambda g: f"{g:g}")
+    # rates measured on more images: also their figures on the images all rates share
+    wider = {g for g in rates if images[g] != common}
+    if common and wider:
+        pick = lambda x: x["target_bpp"] in wider and x["image"].split(".")[0] in common  # noqa: E731
+        add_rows([p for p in per if pick(p)], [b for b in base_rows if pick(b)],
+                 lambda g: f"{g:g} ({_image_ranges(common)})")
     lines += ["", "![rd](benchmarks/results/rd_kodak.png)"]
     return "\n".join(lines)
 
@@ -226,14 +259,18 @@ def _replace(text: str, tag: str, table: str) -> str:
     return re.sub(pattern, lambda _: f"<!-- {tag} -->\n{table}\n<!-- /{tag} -->", text, flags=re.S)
 
 
+# README block tag, results/<name>.json, renderer
+TABLES = (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
+          ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     res = os.path.join(HERE, "results")
     tables = {}
-    for tag, name, fn in (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
-                          ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd)):
+    for tag, name, fn in TABLES:
         path = os.path.join(res, name + ".json")
         if os.path.exists(path):
             with open(path) as f:

@@ -67,18 +67,25 @@ def refill(kernel: Kernel, keys, target, proposal, *, lanes: int = 256, proposal
             return jax.tree_util.tree_map(one, tree)
 
         batched_p = proposal_axis is not None
-        args = (blocks(keys), blocks(target), blocks(proposal) if batched_p else None)
+        # the last block is padded (with copies of the last problem, for valid shapes); its
+        # count keeps the padding out of the loop, which would otherwise run every copy
+        counts = jnp.minimum(block, n - block * jnp.arange(nb, dtype=jnp.int32))
+        args = (blocks(keys), blocks(target), blocks(proposal) if batched_p else None, counts)
 
         def run_block(a):
-            return _refill(kernel, a[0], a[1], a[2] if batched_p else proposal, lanes, proposal_axis)
+            return _refill(kernel, a[0], a[1], a[2] if batched_p else proposal, lanes, proposal_axis,
+                           count=a[3])
 
         out = jax.lax.map(run_block, args)
         return jax.tree_util.tree_map(lambda x: x.reshape((nb * block,) + x.shape[2:])[:n], out)
     return _refill(kernel, keys, target, proposal, lanes, proposal_axis)
 
 
-def _refill(kernel: Kernel, keys, target, proposal, lanes, proposal_axis) -> Code:
+def _refill(kernel: Kernel, keys, target, proposal, lanes, proposal_axis, count=None) -> Code:
+    """One block: problems ``0 .. count - 1`` of ``keys`` / ``target`` are run (``count``:
+    traced, default all); the outputs of the rest (padding) are left unspecified."""
     n = keys.shape[0]
+    count = n if count is None else count
     num_lanes = max(1, min(int(lanes), n))
     ctxs = jax.vmap(kernel.prepare, in_axes=(0, proposal_axis))(target, proposal)
     v_init = jax.vmap(kernel.init)
@@ -93,11 +100,11 @@ def _refill(kernel: Kernel, keys, target, proposal, lanes, proposal_axis) -> Cod
 
     def cond(carry):
         pid, _, _, _ = carry
-        return jnp.any(pid < n)
+        return jnp.any(pid < count)
 
     def body(carry):
         pid, nxt, state, outs = carry
-        live = pid < n
+        live = pid < count
         pc = jnp.minimum(pid, n - 1)
         ctx, k = _take(ctxs, pc), keys[pc]
         go = live & v_running(ctx, state)

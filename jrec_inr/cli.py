@@ -222,7 +222,9 @@ def _published():
         return json.load(f).get("kodak", {})
 
 
-def _summary(rows, base, steps, finetune_steps, stopped) -> dict:
+def rd_means(rows, base) -> tuple[dict, dict]:
+    """Means per target bpp of :func:`evaluate`'s per-image rows (CompressAI-style
+    ``results``) and of its baseline rows (``{codec: {"target_bpp", "bpp", "psnr-rgb"}}``)."""
     groups = sorted({r["target_bpp"] for r in rows})
     res = {k: [] for k in ("target_bpp", "bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time",
                            "decoding_time", "num_images")}
@@ -236,17 +238,23 @@ def _summary(rows, base, steps, finetune_steps, stopped) -> dict:
         res["encoding_time"].append(float(np.mean([r["encoding_time"] for r in rs])))
         res["decoding_time"].append(float(np.mean([r["decoding_time"] for r in rs])))
         res["num_images"].append(len(rs))
+    baselines = {}
+    for c in sorted({b["codec"] for b in base}):
+        bs = [b for b in base if b["codec"] == c]
+        baselines[c] = {
+            "target_bpp": groups,
+            "bpp": [float(np.mean([b["bpp"] for b in bs if b["target_bpp"] == g])) for g in groups],
+            "psnr-rgb": [float(np.mean([b["psnr"] for b in bs if b["target_bpp"] == g])) for g in groups]}
+    return res, baselines
+
+
+def _summary(rows, base, steps, finetune_steps, stopped) -> dict:
+    res, baselines = rd_means(rows, base)
     out = {"name": "jrec-combiner", "description": f"COMBINER (Bayesian SIREN + ORC), {steps} fit steps, "
            f"{finetune_steps} fine-tuning steps per block", "machine": _machine(),
            "results": res, "per_image": rows, "baselines_per_image": base, "time_budget_hit": stopped}
     if base:
-        out["baselines"] = {}
-        for c in sorted({b["codec"] for b in base}):
-            bs = [b for b in base if b["codec"] == c]
-            out["baselines"][c] = {
-                "target_bpp": groups,
-                "bpp": [float(np.mean([b["bpp"] for b in bs if b["target_bpp"] == g])) for g in groups],
-                "psnr-rgb": [float(np.mean([b["psnr"] for b in bs if b["target_bpp"] == g])) for g in groups]}
+        out["baselines"] = baselines
     return out
 
 

@@ -46,3 +46,10 @@ def keys(n, seed=0):
 
 def ks_pvalue(samples, frozen):
     return stats.kstest(np.asarray(samples, np.float64), frozen.cdf).pvalue
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the long tests (marked ``slow``) first: pytest-xdist hands out tests in this
+    order, so the two workers then finish on short tests and neither waits for the other
+    on a minute-long test at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # (stable)

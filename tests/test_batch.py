@@ -75,3 +75,29 @@ def test_refill_in_blocks_equals_one_block(method):
     for name in ("index", "num_steps", "ok", "sample"):
         np.testing.assert_array_equal(np.asarray(getattr(blocked, name)), np.asarray(getattr(one, name)),
                                       err_msg=name)
+
+
+def test_padding_of_the_last_block_takes_no_steps():
+    """With ``N`` not a multiple of ``block`` the last block is padded to shape; the loop
+    runs the ``N`` real problems only (it used to run every padded copy of the last one:
+    81,000 problems of block 65,536 cost 12x more than 80,000)."""
+    from jrec.core import Kernel
+
+    steps_run = []
+
+    def step(key, ctx, s):
+        jax.debug.callback(lambda: steps_run.append(1))
+        return s + 1
+
+    # problem i needs need[i] steps; its "index" is the number of steps it took
+    toy = Kernel(prepare=lambda t, p: t, init=lambda k, ctx: jnp.int32(0), step=step,
+                 running=lambda ctx, s: s < ctx, result=lambda ctx, s: (s, s, jnp.bool_(True)),
+                 decode=lambda k, i, p: i.astype(jnp.float32))
+    n, block = 70, 32  # 3 blocks, the last one 6 problems and 26 padding
+    need = jnp.asarray(1 + np.arange(n) % 5, jnp.int32)
+    code = jax.jit(lambda k, t: jrec.batch.refill(toy, k, t, None, lanes=1, block=block))(keys(n), need)
+    jax.effects_barrier()
+    np.testing.assert_array_equal(np.asarray(code.index), np.asarray(need))
+    assert bool(jnp.all(code.ok))
+    # one lane: one step per loop iteration, and a problem's last step also refills the lane
+    assert len(steps_run) == int(need.sum()), (len(steps_run), int(need.sum()))

@@ -269,14 +269,19 @@ def test_container_decoder_never_crashes_on_garbage(payload, sid, cid):
 def test_atheris_fuzz_run_of_the_container_decoder(tmp_path):
     """A bounded coverage-guided run in CI (tests/fuzz/fuzz_container.py; README has the long run)."""
     import os
+    import resource
     import subprocess
     import sys
 
     pytest.importorskip("atheris")
+    # libFuzzer's out-of-memory check reads the peak RSS, and Linux keeps ru_maxrss across
+    # fork + exec: the child starts at this pytest worker's peak. The fuzzer gets 2 GiB on top.
+    rss_limit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
     script = os.path.join(os.path.dirname(__file__), "fuzz", "fuzz_container.py")
     corpus = tmp_path / "corpus"
     subprocess.run([sys.executable, script, "--make-seeds", str(corpus)], check=True, capture_output=True)
     out = subprocess.run([sys.executable, script, "-runs=20000", "-max_total_time=120", "-seed=1",
+                          f"-rss_limit_mb={rss_limit}", "-malloc_limit_mb=2048",
                           f"-artifact_prefix={tmp_path}/",
                           str(corpus)], capture_output=True, text=True, timeout=600)
     log = out.stdout + out.stderr

@@ -40,3 +40,21 @@ def test_readme_and_docs_links_resolve():
             if "://" in target:
                 continue
             assert (md.parent / target).exists(), f"{md.name}: broken link {target}"
+
+
+def test_readme_tables_are_the_committed_results():
+    """README's benchmark blocks are what ``benchmarks/readme_table.py`` renders from the
+    JSON in ``benchmarks/results/`` (no table edited by hand or left behind its results)."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import readme_table
+    finally:
+        sys.path.pop(0)
+    readme = (ROOT / "README.md").read_text()
+    for tag, name, render in readme_table.TABLES:
+        table = render(json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text()))
+        block = re.search(rf"<!-- {tag} -->\n(.*)\n<!-- /{tag} -->", readme, re.S)
+        assert block, f"README.md has no {tag} block"
+        assert block.group(1) == table, f"README's {tag} table is not {name}.json's: readme_table.py --write"

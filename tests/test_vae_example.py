@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jrec.examples import vae_digits
 
 
+@pytest.mark.slow
 def test_vae_codes_losslessly_near_its_elbo():
     rows = vae_digits.run(latents=(4,), steps=150, methods=("gprs_bb", "orc"), log=None)
     assert [r["method"] for r in rows] == ["gprs_bb", "orc"]
