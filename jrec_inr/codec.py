@@ -8,8 +8,12 @@ representations", NeurIPS 2023 (COMBINER), section 3:
    beta-controlled loss (:mod:`jrec_inr.fit`), one beta per coding block, so each
    block carries about ``kappa`` bits of KL.
 2. Blocks are coded in order with :mod:`jrec.orc` (``2^kappa`` candidates from the
-   prior, a ``kappa``-bit index each; block ``b`` of patch ``p`` uses the key
-   ``fold_in(fold_in(key(seed), b), p)``); all patches' block ``b`` at once (vmap).
+   prior, a ``kappa``-bit index each; copy ``j`` of block ``b`` uses the key
+   ``fold_in(fold_in(key(seed), b), j)``); the ``P`` copies of block ``b`` at once
+   (vmap). Copy ``j`` holds block ``b``'s weights of patch ``j``, or, for a model with
+   ``cross_patch`` (RECOMBINER, He et al. ICLR 2024), each weight ``d`` from patch
+   ``patch_order[j, d]``: the copy's beta then moves its ``kappa`` bits to the patches
+   where they lower the distortion most, so busy patches get more bits than flat ones.
    After each block the coded weights are frozen to their coded values and the
    still-uncoded posterior is fine-tuned (progressive coding).
 3. The ``.jrec`` file (the :mod:`jrec.bitstream` container, sampler ``orc``) holds the
@@ -136,6 +140,17 @@ def _block_proposal(model: Model, pos, b):
     return distrax.Normal(pm, ps)
 
 
+def _sources(model: Model, num_patches: int) -> np.ndarray:
+    """``(P, D + 1)`` int32: the patch that row ``j``'s copy of each block takes weight ``d``
+    from (:meth:`Model.patch_order`; patch ``j`` itself without ``cross_patch``). The last
+    column, the dummy slot, is always row ``j``'s own."""
+    order = model.patch_order(num_patches)
+    rows = np.arange(num_patches, dtype=np.int32)[:, None]
+    if order is None:
+        order = np.broadcast_to(rows, (num_patches, model.num_weights))
+    return np.concatenate([order, rows], axis=1)
+
+
 def _block_keys(key, b, num_patches):
     kb = jax.random.fold_in(key, b)
     return jax.vmap(lambda p: jax.random.fold_in(kb, p))(jnp.arange(num_patches))
@@ -166,15 +181,18 @@ def _block_coder(model: Model, width: int):
 
 
 def _make_block_coder(model: Model, width: int):
-    """Jitted ``code(state, b, key) -> (state, index (P,))``: ORC of block b, then freeze it."""
+    """Jitted ``code(state, b, key) -> (state, index (P,))``: ORC of the ``P`` copies of
+    block ``b`` (copy ``j`` holds the weights :func:`_sources` assigns to row ``j``), then
+    freeze it."""
     pos, mask = _tables(model, width)
 
     @jax.jit
     def code(state, b, key):
         num_patches = state.mean.shape[0]
+        src = jnp.asarray(_sources(model, num_patches))[:, pos[b]]  # (P, width) patch of each member
         proposal = _block_proposal(model, pos, b)
-        mean = _pad(state.mean, 0.0)[:, pos[b]]
-        std = _pad(jax.nn.softplus(state.rho), 1.0)[:, pos[b]]
+        mean = _pad(state.mean, 0.0)[src, pos[b]]
+        std = _pad(jax.nn.softplus(state.rho), 1.0)[src, pos[b]]
         valid = mask[b]
         mean = jnp.where(valid, mean, proposal.loc)  # dummy slots: target == proposal
         std = jnp.where(valid, std, proposal.scale)
@@ -183,9 +201,9 @@ def _make_block_coder(model: Model, width: int):
                                                          kappa=model.kappa))(keys, mean, std)
         samples = _decode_block(model, pos, b, keys, codes.index)
         cols = jnp.where(valid, pos[b], model.num_weights)  # dummy writes go to the pad slot
-        new_mean = _pad(state.mean, 0.0).at[:, cols].set(samples)[:, :-1]
-        new_rho = _pad(state.rho, 0.0).at[:, cols].set(FROZEN_RHO)[:, :-1]
-        frozen = _pad(state.frozen, False).at[:, cols].set(True)[:, :-1]
+        new_mean = _pad(state.mean, 0.0).at[src, cols].set(samples)[:, :-1]
+        new_rho = _pad(state.rho, 0.0).at[src, cols].set(FROZEN_RHO)[:, :-1]
+        frozen = _pad(state.frozen, False).at[src, cols].set(True)[:, :-1]
         return state._replace(mean=new_mean, rho=new_rho, frozen=frozen), codes.index
 
     return code
@@ -211,9 +229,9 @@ def _weights_from_indices(model: Model, seed, index):
 
     samples = jax.lax.map(one, jnp.arange(model.num_blocks))  # (B, P, d)
     w = jnp.zeros((num_patches, model.num_weights + 1), jnp.float32)
-    cols = jnp.where(mask, pos, model.num_weights)  # (B, d)
-    for_all = jnp.transpose(samples, (1, 0, 2)).reshape(num_patches, -1)
-    return w.at[:, cols.reshape(-1)].set(for_all)[:, :-1]
+    cols = jnp.where(mask, pos, model.num_weights)  # (B, d); dummy writes go to the pad slot
+    src = jnp.asarray(_sources(model, num_patches))[:, cols]  # (P, B, d)
+    return w.at[src, cols[None]].set(jnp.transpose(samples, (1, 0, 2)))[:, :-1]
 
 
 def _make_render_fn(model: Model):
@@ -276,9 +294,11 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     patches = data.to_patches(image, arch.patch)
     num_patches = patches.shape[0]
     nb = model.num_blocks
+    order = model.patch_order(num_patches)  # blocks across patches: the beta row of each weight
+    row = None if order is None else jnp.asarray(np.argsort(order, axis=0).astype(np.int32))
     problem = Problem(jnp.asarray(patches) - 0.5, jnp.asarray(model.prior_mean),
                       jnp.asarray(model.prior_std), jnp.asarray(model.block),
-                      jnp.full((nb,), float(model.kappa), jnp.float32))
+                      jnp.full((nb,), float(model.kappa), jnp.float32), row)
     mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (num_patches, layout.size))
     std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
     rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))

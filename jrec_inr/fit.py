@@ -38,7 +38,7 @@ import optax
 from jrec_inr.model import FROZEN_RHO, Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
 __all__ = ["FitConfig", "FitState", "Problem", "init_state", "make_step", "fit", "losses",
-           "inverse_softplus"]
+           "inverse_softplus", "rows_of", "weight_betas", "block_kls"]
 
 
 class FitConfig(NamedTuple):
@@ -72,7 +72,14 @@ class Problem(NamedTuple):
       targets: ``(P, n, C)`` centred pixel values (``x - 0.5``).
       prior_mean, prior_std: ``(D,)`` the factorised Gaussian prior.
       block: ``(D,)`` int32 coding block of each weight.
-      kl_target: ``(B,)`` target KL (bits) of each block.
+      kl_target: ``(B,)`` target KL (bits) of each block (of each beta row).
+      row: ``(P, D)`` int32, the beta row of each patch's weight: weight ``d`` of patch
+        ``p`` counts towards block ``(row[p, d], block[d])`` and is weighted by that
+        block's beta (``FitState.log_beta`` is ``(rows, B)``). ``None``: row ``p`` for
+        every weight of patch ``p`` (each patch's blocks on their own). Rows that take
+        each weight from a different patch let a block's KL go where it buys most
+        (RECOMBINER's permutation across patches, :func:`jrec_inr.prior.patch_order`);
+        one row for all patches shares a beta among them (prior learning).
     """
 
     targets: jax.Array
@@ -80,6 +87,7 @@ class Problem(NamedTuple):
     prior_std: jax.Array
     block: jax.Array
     kl_target: jax.Array
+    row: jax.Array | None = None
 
 
 class FitState(NamedTuple):
@@ -88,7 +96,8 @@ class FitState(NamedTuple):
     Attributes:
       mean, rho: ``(P, D)`` posterior means and softplus-inverse stds.
       frozen: ``(P, D)`` bool, weights fixed to their coded value.
-      log_beta: ``(P, B)`` per-block log beta.
+      log_beta: ``(R, B)`` per-block log beta of each beta row (``R = P`` unless
+        ``Problem.row`` says otherwise).
       opt_state: Adam state of ``(mean, rho)``.
       step: int32 step counter.
       mix: ``(M,)`` the shared mixing matrices (empty without linear reparameterisation).
@@ -137,25 +146,45 @@ def init_state(mean, rho, log_beta, cfg: FitConfig, frozen=None, mix=None) -> Fi
                     optax.adam(cfg.mix_lr).init(mix))
 
 
-def _block_kl(mean, rho, frozen, problem: Problem):
-    std = jnp.where(frozen, 1.0, jax.nn.softplus(rho))
-    kl = jnp.where(frozen, 0.0, kl_bits(mean, std, problem.prior_mean, problem.prior_std))
-    return jax.ops.segment_sum(kl, problem.block, num_segments=problem.kl_target.shape[0])
+def rows_of(problem: Problem, num_patches: int, num_weights: int):
+    """``(P, D)`` beta row of every weight (``Problem.row``, or row ``p`` for patch ``p``)."""
+    if problem.row is not None:
+        return problem.row
+    return jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32)[:, None], (num_patches, num_weights))
+
+
+def weight_betas(log_beta, problem: Problem, num_patches: int, num_weights: int):
+    """``(P, D)`` beta of every weight: its block's in its beta row."""
+    return jnp.exp(log_beta)[rows_of(problem, num_patches, num_weights), problem.block[None, :]]
+
+
+def block_kls(kl, problem: Problem, num_rows: int):
+    """``(R, B)`` KL of each row's blocks from the ``(P, D)`` per-weight KL."""
+    p, d = kl.shape
+    nb = problem.kl_target.shape[0]
+    seg = rows_of(problem, p, d) * nb + problem.block[None, :]
+    kl_b = jax.ops.segment_sum(kl.reshape(-1), seg.reshape(-1), num_segments=num_rows * nb)
+    return kl_b.reshape(num_rows, nb)
 
 
 def losses(arch: Arch, layout: Layout, cfg: FitConfig):
-    """``patch_loss(mean, rho, frozen, log_beta, target, key, problem, mix) -> (loss, (mse, kl_b))``."""
+    """``patch_loss(mean, rho, frozen, beta, target, key, problem, mix) -> (loss, (mse, kl))``.
+
+    ``beta`` is the ``(D,)`` beta of each weight (:func:`weight_betas`), ``kl`` the
+    ``(D,)`` KL of each weight in bits (0 for frozen ones).
+    """
     model = BayesianSiren(arch)
     coords = patch_coords(arch.patch)
     n = coords.shape[0]
 
-    def patch_loss(mean, rho, frozen, log_beta, target, key, problem, mix):
+    def patch_loss(mean, rho, frozen, beta, target, key, problem, mix):
         k_pix, k_noise = jax.random.split(key)
         idx = jax.random.randint(k_pix, (min(cfg.pixels_per_step, n),), 0, n)
         out = model.apply(layout.variables(mean, rho, mix), coords[idx], k_noise)
         mse = jnp.mean(jnp.square(out - target[idx]))
-        kl_b = _block_kl(mean, rho, frozen, problem)
-        return mse + jnp.sum(jnp.exp(log_beta) * kl_b) / n, (mse, kl_b)
+        std = jnp.where(frozen, 1.0, jax.nn.softplus(rho))
+        kl = jnp.where(frozen, 0.0, kl_bits(mean, std, problem.prior_mean, problem.prior_std))
+        return mse + jnp.sum(jax.lax.stop_gradient(beta) * kl) / n, (mse, kl)
 
     return patch_loss
 
@@ -175,9 +204,12 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
         if state.mix.shape != (layout.mix_size,):  # static shapes: checked when tracing
             raise ValueError(f"the state's mixing weights have shape {state.mix.shape}; the "
                              f"architecture needs ({layout.mix_size},) (init_state(..., mix=model.mix))")
-        keys = jax.random.split(key, state.mean.shape[0])
-        (_, (mse, kl_b)), g = grad(state.mean, state.rho, state.frozen, state.log_beta,
-                                   problem.targets, keys, problem, state.mix)
+        p, d = state.mean.shape
+        keys = jax.random.split(key, p)
+        beta = weight_betas(state.log_beta, problem, p, d)
+        (_, (mse, kl)), g = grad(state.mean, state.rho, state.frozen, beta,
+                                 problem.targets, keys, problem, state.mix)
+        kl_b = block_kls(kl, problem, state.log_beta.shape[0])
         mix, mix_state = state.mix, state.mix_opt
         if learn_mix:  # the shared matrices: the sum of the patches' gradients
             mix_updates, mix_state = mix_opt.update(jnp.sum(g[2], axis=0), mix_state, mix)
@@ -199,7 +231,8 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
 def fit(arch: Arch, layout: Layout, cfg: FitConfig, num_steps: int):
     """Jitted ``run(state, problem, key) -> (state, mse, kl_b)``: ``num_steps`` steps in a scan.
 
-    ``mse`` is the last step's per-patch estimate, ``kl_b`` the last step's block KLs.
+    ``mse`` is the last step's per-patch estimate, ``kl_b`` the last step's ``(R, B)``
+    block KLs.
     Step ``i`` uses ``fold_in(key, state.step + i)``.
     """
     step = make_step(arch, layout, cfg)

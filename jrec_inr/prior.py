@@ -34,7 +34,7 @@ from jrec_inr.fit import FitConfig, Problem, fit, init_state
 from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
 __all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
-           "bundled_models", "training_patches", "TrainConfig", "ModelError", "init_mix"]
+           "bundled_models", "training_patches", "TrainConfig", "ModelError", "init_mix", "patch_order"]
 
 MODEL_FORMAT = 1
 
@@ -57,6 +57,10 @@ class Model(NamedTuple):
       recipe: dict, the training command and settings (provenance).
       mix: ``(M,)`` float32 the shared mixing matrices of a linear-reparameterised
         architecture (RECOMBINER), learned with the prior; empty otherwise.
+      cross_patch: blocks across patches (RECOMBINER): the ``j``-th block ``b`` of an
+        image takes each of its weights ``d`` from patch ``patch_order(...)[j, d]``
+        instead of all from patch ``j``, so a block's ``kappa`` bits go to the patches
+        that need them (:func:`patch_order`).
     """
 
     name: str
@@ -69,6 +73,7 @@ class Model(NamedTuple):
     log_beta: np.ndarray
     recipe: dict
     mix: np.ndarray = np.zeros(0, np.float32)
+    cross_patch: bool = False
 
     @property
     def num_blocks(self) -> int:
@@ -86,7 +91,14 @@ class Model(NamedTuple):
                  "block": np.asarray(self.block, np.int32)}
         if np.size(self.mix):
             parts["mix"] = np.asarray(self.mix, np.float32)
+        if self.cross_patch:  # left out otherwise: older models keep their fingerprints
+            parts["cross_patch"] = 1
         return parts
+
+    def patch_order(self, num_patches: int) -> np.ndarray | None:
+        """:func:`patch_order` for an image of ``num_patches`` patches (``None`` unless
+        ``cross_patch``: block ``j`` of an image is patch ``j``'s)."""
+        return patch_order(num_patches, self.num_weights) if self.cross_patch else None
 
     def digest(self) -> str:
         h = hashlib.blake2b(digest_size=8)
@@ -100,6 +112,8 @@ def save_model(path, model: Model) -> None:
     """Write a model as ``.npz`` (atomically)."""
     meta = {"format": MODEL_FORMAT, "name": model.name, "arch": model.arch._asdict(),
             "kappa": model.kappa, "bpp": model.bpp, "recipe": model.recipe}
+    if model.cross_patch:
+        meta["cross_patch"] = True
     buf = io.BytesIO()
     np.savez_compressed(buf, prior_mean=np.asarray(model.prior_mean, np.float32),
                         prior_std=np.asarray(model.prior_std, np.float32),
@@ -139,7 +153,7 @@ def load_model(path) -> Model:
         raise ModelError(f"{path}: invalid prior, mixing matrices or block table")
     return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
                  s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"],
-                 mix.astype(np.float32))
+                 mix.astype(np.float32), bool(meta.get("cross_patch", False)))
 
 
 def bundled_models() -> dict[str, str]:
@@ -212,6 +226,34 @@ def group_blocks(avg_kl, num_blocks: int, seed: int = 0, size_weight: float = 0.
     return block
 
 
+def _mix64(x):
+    """SplitMix64's finaliser on uint64 arrays (a fixed, platform-independent hash)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@functools.lru_cache(maxsize=8)
+def patch_order(num_patches: int, num_weights: int, seed: int = 0) -> np.ndarray:
+    """Blocks across patches (RECOMBINER, He et al. ICLR 2024): ``(P, D)`` int32 ``order``
+    with ``order[:, d]`` a permutation of the patches, one per weight ``d``.
+
+    The ``j``-th copy of block ``b`` holds weight ``d`` (for each ``d`` of block ``b``)
+    of patch ``order[j, d]``. Each block still has the same weights, hence about ``kappa``
+    bits of training-set KL, but from many patches, and its beta lets the KL go where it
+    lowers the distortion most: busy patches get more bits than flat ones, where one
+    block per patch gives every patch the same rate. The permutations come from a fixed
+    integer hash of ``(seed, d, p)``, so encoder and decoder agree on every platform;
+    nothing is sent.
+    """
+    p = np.arange(num_patches, dtype=np.uint64)[:, None]
+    d = np.arange(num_weights, dtype=np.uint64)[None, :]
+    h = _mix64((np.uint64(seed) << np.uint64(48)) ^ (d << np.uint64(24)) ^ p ^ np.uint64(0x9E3779B97F4A7C15))
+    order = np.argsort(h, axis=0, kind="stable").astype(np.int32)
+    order.setflags(write=False)
+    return order
+
+
 class TrainConfig(NamedTuple):
     """Prior training settings (recorded in the model's recipe).
 
@@ -224,6 +266,11 @@ class TrainConfig(NamedTuple):
       steps: optimisation steps of each later E-step (warm-started).
       seed: seed of the patch draw, initialisation, noise and grouping.
       beta_init: initial beta (adapted every ``fit.beta_every`` steps by ``fit.beta_factor``).
+      cross_patch: the model codes blocks across patches (``Model.cross_patch``), so an
+        image's bits go unevenly to its patches; the prior is then learned the same way,
+        with one beta for all training patches, adapted so that their *mean* KL is the
+        budget (RECOMBINER). Otherwise each patch has its own beta and exactly the
+        budget (COMBINER).
       fit: the optimiser settings (``fit.mix_lr``: learning rate of the shared mixing
         matrices of a linear-reparameterised architecture).
     """
@@ -237,6 +284,7 @@ class TrainConfig(NamedTuple):
     seed: int = 0
     beta_init: float = 3e-3
     fit: FitConfig = FitConfig(beta_factor=1.15, mix_lr=2e-3)
+    cross_patch: bool = False
 
 
 def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
@@ -275,7 +323,9 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
     prior_m = m0
     prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
-    log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
+    rows = 1 if cfg.cross_patch else t  # beta rows: one for all patches, or one per patch
+    row = jnp.zeros((t, layout.size), jnp.int32) if cfg.cross_patch else None
+    log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
     mix = jnp.asarray(init_mix(arch))
     start = 0
     settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t}, sort_keys=True)
@@ -297,12 +347,12 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
         steps = cfg.first_steps if it == 0 else cfg.steps
         # E-step 0 fits the patches freely (beta ~ 0): its M-step gives a data-driven first
         # prior; later E-steps trade distortion against KL with beta control.
-        target_kl = 1e30 if it == 0 else budget
+        target_kl = 1e30 if it == 0 else budget * t / rows
         if it == 0:
-            log_beta = jnp.full((t, 1), math.log(1e-9), jnp.float32)
+            log_beta = jnp.full((rows, 1), math.log(1e-9), jnp.float32)
         elif it == 1:
-            log_beta = jnp.full((t, 1), math.log(cfg.beta_init), jnp.float32)
-        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32))
+            log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
+        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32), row)
         state = init_state(mean, rho, log_beta, cfg.fit, mix=mix)
         k_it = jax.random.fold_in(key, 100 + it)
         left = steps
@@ -313,10 +363,10 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             state, mse, kl_b = runs[n](state, problem, k_it)
             left -= n
             bar.update(n)
-            bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.mean()) / budget * cfg.bpp:.3f}")
+            bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.sum()) / t / budget * cfg.bpp:.3f}")
         mean, rho, log_beta, mix = state.mean, state.rho, state.log_beta, state.mix
         prior_m, prior_s = m_step(mean, jax.nn.softplus(rho))
-        log(f"EM iteration {it}: train PSNR {_psnr(mse):.2f} dB, KL {float(kl_b.mean()):.1f} bits/patch "
+        log(f"EM iteration {it}: train PSNR {_psnr(mse):.2f} dB, KL {float(kl_b.sum()) / t:.1f} bits/patch "
             f"(target {budget:.1f}), beta {float(jnp.exp(log_beta).mean()):.2e}")
         if checkpoint is not None:
             buf = io.BytesIO()
@@ -337,7 +387,8 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
                 "avg_kl_bits_per_patch": float(avg_kl.sum()), "num_blocks": nb,
                 "created": time.strftime("%Y-%m-%d")})
     return Model(name, arch, cfg.kappa, cfg.bpp, np.asarray(prior_m, np.float32),
-                 np.asarray(prior_s, np.float32), block, lb, rec, np.asarray(mix, np.float32))
+                 np.asarray(prior_s, np.float32), block, lb, rec, np.asarray(mix, np.float32),
+                 cfg.cross_patch)
 
 
 def _psnr(mse) -> float:

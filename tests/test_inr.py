@@ -13,7 +13,7 @@ from PIL import Image
 
 import jrec
 from jrec_inr import cli, codec, data, prior
-from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses
+from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses, weight_betas
 from jrec_inr.model import (
     FROZEN_RHO,
     Arch,
@@ -45,8 +45,11 @@ def _image(h=24, w=37, seed=0):
 @pytest.fixture(scope="module")
 def tiny_model():
     patches = np.concatenate([data.to_patches(_image(32, 32, s), TINY.patch) for s in range(3)])
-    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=12, em_iters=1, first_steps=60, steps=40)
-    return prior.train_prior(patches, TINY, cfg, name="tiny", progress=False, log=lambda *_: None)
+    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=12, em_iters=1, first_steps=60, steps=40,
+                            cross_patch=True)
+    model = prior.train_prior(patches, TINY, cfg, name="tiny", progress=False, log=lambda *_: None)
+    assert model.cross_patch  # as the bundled models: the codec tests below code blocks across patches
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +215,8 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     loss = jax.vmap(losses(TINY, layout, full), (0, 0, 0, 0, 0, None, None, None))
 
     def total(s):
-        vals = [loss(s.mean, s.rho, s.frozen, s.log_beta, problem.targets, jax.random.key(k), problem,
+        beta = weight_betas(s.log_beta, problem, p, layout.size)
+        vals = [loss(s.mean, s.rho, s.frozen, beta, problem.targets, jax.random.key(k), problem,
                      s.mix)[0]
                 for k in range(4)]
         return float(jnp.mean(jnp.stack(vals)))
@@ -278,6 +282,45 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     np.testing.assert_array_equal(w[:, in_01], coded)
 
 
+def test_patch_order_is_a_fixed_permutation_of_the_patches_per_weight():
+    order = prior.patch_order(6, 50)
+    assert order.shape == (6, 50) and order.dtype == np.int32
+    np.testing.assert_array_equal(np.sort(order, axis=0), np.broadcast_to(np.arange(6)[:, None], (6, 50)))
+    assert len({tuple(c) for c in order.T}) > 25  # the weights' permutations differ
+    # a fixed hash, not a library RNG: files decode the same everywhere, forever
+    assert prior.patch_order(4, 3).tolist() == [[3, 0, 1], [2, 2, 2], [0, 1, 0], [1, 3, 3]]
+    assert prior.patch_order(4, 3, seed=1).tolist() != prior.patch_order(4, 3).tolist()
+
+
+def test_blocks_across_patches_send_the_bits_to_busy_patches(tiny_model):
+    """One block per patch gives every patch the same KL; blocks across patches (and one
+    beta for all patches) let flat patches give their bits to busy ones."""
+    layout = prior.layout_of(TINY)
+    img = np.concatenate([np.full((32, 32, 3), 0.5, np.float32), _image(32, 32, 8)], axis=1)
+    patches = data.to_patches(img, TINY.patch)  # 2 x 4 patches, the left two columns flat
+    flat = np.tile(np.arange(4) < 2, 2)
+    p, nb, kappa = patches.shape[0], tiny_model.num_blocks, float(tiny_model.kappa)
+    mean = jnp.broadcast_to(jnp.asarray(tiny_model.prior_mean), (p, layout.size))
+    rho = jnp.broadcast_to(inverse_softplus(jnp.asarray(tiny_model.prior_std) * 0.5), (p, layout.size))
+    across = jnp.asarray(np.argsort(prior.patch_order(p, layout.size), axis=0).astype(np.int32))
+    cfg = FitConfig(beta_factor=1.3)
+    run = fit(TINY, layout, cfg, 400)
+    ratio = {}
+    for name, row, rows, target in [("per patch", None, p, kappa), ("across", across, p, kappa),
+                                    ("one beta", jnp.zeros((p, layout.size), jnp.int32), 1, kappa * p)]:
+        problem = _problem(tiny_model, patches, target)._replace(row=row)
+        state = init_state(mean, rho, jnp.full((rows, nb), math.log(1e-3)), cfg, mix=tiny_model.mix)
+        state, _, kl_b = run(state, problem, jax.random.key(2))
+        assert kl_b.shape == (rows, nb)
+        np.testing.assert_allclose(float(jnp.mean(kl_b)), target, rtol=0.2)  # beta control holds
+        kl = np.asarray(jnp.sum(kl_bits(state.mean, jax.nn.softplus(state.rho), problem.prior_mean,
+                                        problem.prior_std), axis=1))
+        np.testing.assert_allclose(kl.sum(), float(jnp.sum(kl_b)), rtol=1e-2)  # kl_b: one step earlier
+        ratio[name] = kl[~flat].mean() / kl[flat].mean()
+    assert ratio["per patch"] < 1.3, ratio
+    assert ratio["across"] > 2.0 and ratio["one beta"] > 2.0, ratio
+
+
 # -- codec -------------------------------------------------------------------------------------
 
 
@@ -322,7 +365,8 @@ def test_model_file_round_trip_and_errors(tiny_model, tmp_path):
 def test_decoder_with_another_model_refuses(tiny_model, tiny_file):
     _, _, res = tiny_file
     for other in (tiny_model._replace(prior_std=tiny_model.prior_std * 1.01),
-                  tiny_model._replace(mix=tiny_model.mix + 1e-3)):
+                  tiny_model._replace(mix=tiny_model.mix + 1e-3),
+                  tiny_model._replace(cross_patch=not tiny_model.cross_patch)):
         with pytest.raises(jrec.ModelMismatchError, match="different prior"):
             codec.decompress(res.data, other)
 
