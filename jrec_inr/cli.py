@@ -92,6 +92,7 @@ def cmd_train_prior(args) -> int:
     cfg = prior.TrainConfig(bpp=args.bpp, kappa=args.kappa, num_patches=args.num_patches,
                             em_iters=args.em_iters, first_steps=args.first_steps, steps=args.steps,
                             seed=args.seed, beta_init=args.beta_init, cross_patch=args.cross_patch,
+                            shared_beta=args.shared_beta,
                             fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor, mix_lr=args.mix_lr))
     patches = prior.training_patches(paths, arch.patch, cfg.num_patches, cfg.seed)
     t0 = time.perf_counter()
@@ -319,9 +320,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=200)
     t.add_argument("--linear", action="store_true",
                    help="RECOMBINER's linear reparameterisation [W; b] = H A (A learned with the prior)")
-    t.add_argument("--cross-patch", action="store_true",
-                   help="blocks across patches (RECOMBINER): an image's bits go to the patches that "
-                        "need them; the prior is learned with one beta for all training patches")
+    t.add_argument("--cross-patch", action=argparse.BooleanOptionalAction, default=True,
+                   help="code blocks across patches (RECOMBINER): an image's bits go to the patches "
+                        "that need them (default; --no-cross-patch: every patch gets the same rate)")
+    t.add_argument("--shared-beta", action="store_true",
+                   help="learn the prior with one beta for all training patches (mean KL = budget)")
     t.add_argument("--pe-grid", type=int, default=0,
                    help="side G of each patch's latent positional-encoding grid (RECOMBINER; 0: none)")
     t.add_argument("--pe-channels", type=int, default=0, help="channels of that grid")

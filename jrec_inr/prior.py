@@ -267,10 +267,11 @@ class TrainConfig(NamedTuple):
       seed: seed of the patch draw, initialisation, noise and grouping.
       beta_init: initial beta (adapted every ``fit.beta_every`` steps by ``fit.beta_factor``).
       cross_patch: the model codes blocks across patches (``Model.cross_patch``), so an
-        image's bits go unevenly to its patches; the prior is then learned the same way,
-        with one beta for all training patches, adapted so that their *mean* KL is the
-        budget (RECOMBINER). Otherwise each patch has its own beta and exactly the
-        budget (COMBINER).
+        image's bits go unevenly to its patches. It does not change training.
+      shared_beta: learn the prior with one beta for all training patches, adapted so
+        that their *mean* KL is the budget (as RECOMBINER does), instead of one beta
+        per patch and exactly the budget per patch (COMBINER). Measured worse for
+        coding across patches (``jrec_inr/models/README.md``), so off by default.
       fit: the optimiser settings (``fit.mix_lr``: learning rate of the shared mixing
         matrices of a linear-reparameterised architecture).
     """
@@ -284,7 +285,8 @@ class TrainConfig(NamedTuple):
     seed: int = 0
     beta_init: float = 3e-3
     fit: FitConfig = FitConfig(beta_factor=1.15, mix_lr=2e-3)
-    cross_patch: bool = False
+    cross_patch: bool = True
+    shared_beta: bool = False
 
 
 def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
@@ -323,8 +325,8 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
     prior_m = m0
     prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
-    rows = 1 if cfg.cross_patch else t  # beta rows: one for all patches, or one per patch
-    row = jnp.zeros((t, layout.size), jnp.int32) if cfg.cross_patch else None
+    rows = 1 if cfg.shared_beta else t  # beta rows: one for all patches, or one per patch
+    row = jnp.zeros((t, layout.size), jnp.int32) if cfg.shared_beta else None
     log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
     mix = jnp.asarray(init_mix(arch))
     start = 0

@@ -45,8 +45,7 @@ def _image(h=24, w=37, seed=0):
 @pytest.fixture(scope="module")
 def tiny_model():
     patches = np.concatenate([data.to_patches(_image(32, 32, s), TINY.patch) for s in range(3)])
-    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=12, em_iters=1, first_steps=60, steps=40,
-                            cross_patch=True)
+    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=12, em_iters=1, first_steps=60, steps=40)
     model = prior.train_prior(patches, TINY, cfg, name="tiny", progress=False, log=lambda *_: None)
     assert model.cross_patch  # as the bundled models: the codec tests below code blocks across patches
     return model
