@@ -487,11 +487,15 @@ def test_cli_bad_files(tiny_model, tiny_file, tmp_path, capsys):
 
 def test_em_resumes_from_its_checkpoint(tmp_path):
     patches = np.concatenate([data.to_patches(_image(32, 32, s), TINY.patch) for s in range(2)])
-    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=8, em_iters=1, first_steps=20, steps=10)
+    # one beta shared by the training patches (the fixture's EM has one per patch)
+    cfg = prior.TrainConfig(bpp=0.5, kappa=8, num_patches=8, em_iters=1, first_steps=20, steps=10,
+                            shared_beta=True)
     ck = tmp_path / "ck.npz"
     logs = []
     m1 = prior.train_prior(patches, TINY, cfg, name="a", checkpoint=ck, progress=False, log=logs.append)
     assert ck.exists() and not any("resuming" in s for s in logs)
+    with np.load(ck) as z:
+        assert z["log_beta"].shape == (1, 1)
     m2 = prior.train_prior(patches, TINY, cfg, name="a", checkpoint=ck, progress=False, log=logs.append)
     assert any("resuming" in s for s in logs)
     assert m2.digest() == m1.digest()
