@@ -181,15 +181,16 @@ def _block_coder(model: Model, width: int):
 
 
 def _make_block_coder(model: Model, width: int):
-    """Jitted ``code(state, b, key) -> (state, index (P,))``: ORC of the ``P`` copies of
-    block ``b`` (copy ``j`` holds the weights :func:`_sources` assigns to row ``j``), then
+    """Jitted ``code(state, b, key, sources) -> (state, index (P,))``: ORC of the ``P``
+    copies of block ``b`` (copy ``j`` holds the weights ``sources`` = :func:`_sources`
+    assigns to row ``j``; an argument, not a constant baked into the program), then
     freeze it."""
     pos, mask = _tables(model, width)
 
     @jax.jit
-    def code(state, b, key):
+    def code(state, b, key, sources):
         num_patches = state.mean.shape[0]
-        src = jnp.asarray(_sources(model, num_patches))[:, pos[b]]  # (P, width) patch of each member
+        src = sources[:, pos[b]]  # (P, width) patch of each member
         proposal = _block_proposal(model, pos, b)
         mean = _pad(state.mean, 0.0)[src, pos[b]]
         std = _pad(jax.nn.softplus(state.rho), 1.0)[src, pos[b]]
@@ -215,11 +216,11 @@ def _decode_block(model: Model, pos, b, keys, index):
 
 
 def _make_weights_fn(model: Model):
-    """Jitted decoder ``(seed, (P, B) indices) -> (P, D)`` weights."""
-    return jax.jit(lambda seed, index: _weights_from_indices(model, seed, index))
+    """Jitted decoder ``(seed, (P, B) indices, sources) -> (P, D)`` weights."""
+    return jax.jit(lambda seed, index, sources: _weights_from_indices(model, seed, index, sources))
 
 
-def _weights_from_indices(model: Model, seed, index):
+def _weights_from_indices(model: Model, seed, index, sources):
     pos, mask = _tables(model)
     key = jax.random.key(seed)
     num_patches = index.shape[0]
@@ -230,7 +231,7 @@ def _weights_from_indices(model: Model, seed, index):
     samples = jax.lax.map(one, jnp.arange(model.num_blocks))  # (B, P, d)
     w = jnp.zeros((num_patches, model.num_weights + 1), jnp.float32)
     cols = jnp.where(mask, pos, model.num_weights)  # (B, d); dummy writes go to the pad slot
-    src = jnp.asarray(_sources(model, num_patches))[:, cols]  # (P, B, d)
+    src = sources[:, cols]  # (P, B, d)
     return w.at[src, cols[None]].set(jnp.transpose(samples, (1, 0, 2)))[:, :-1]
 
 
@@ -252,7 +253,9 @@ def _make_render_fn(model: Model):
 
 def _decode_image(model: Model, seed: int, index, shape) -> tuple[np.ndarray, np.ndarray]:
     """The decoder: ``(uint8 image, (P, D) weights)`` from the seed and the block indices."""
-    weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), jnp.asarray(index))
+    index = jnp.asarray(index)
+    sources = jnp.asarray(_sources(model, index.shape[0]))
+    weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), index, sources)
     patches = np.asarray(_per_model(_make_render_fn, model)(weights))
     return data.to_uint8(data.from_patches(patches, shape, model.arch.patch)), np.asarray(weights)
 
@@ -325,10 +328,11 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     t_fit = time.perf_counter() - t0
     widths = _widths(model)
     coders = {w: _block_coder(model, w) for w in set(widths.tolist())}  # one model digest, not one per block
+    sources = jnp.asarray(_sources(model, num_patches))
     indices = []
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)
     for b in range(nb):
-        state, idx = coders[int(widths[b])](state, jnp.int32(b), key)
+        state, idx = coders[int(widths[b])](state, jnp.int32(b), key, sources)
         indices.append(idx)
         if cfg.finetune_steps and b + 1 < nb:
             state, _, _ = run(state, cfg.finetune_steps)

@@ -265,8 +265,9 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     assert min(widths[0], widths[1]) < widths.max()
     key = jax.random.key(11)
     run = fit(TINY, layout, cfg, 10)
-    state, idx0 = codec._block_coder(tiny_model, widths[0])(state, jnp.int32(0), key)
-    state, idx1 = codec._block_coder(tiny_model, widths[1])(state, jnp.int32(1), key)
+    sources = jnp.asarray(codec._sources(tiny_model, p))
+    state, idx0 = codec._block_coder(tiny_model, widths[0])(state, jnp.int32(0), key, sources)
+    state, idx1 = codec._block_coder(tiny_model, widths[1])(state, jnp.int32(1), key, sources)
     in_01 = np.isin(tiny_model.block, [0, 1])
     frozen = np.asarray(state.frozen)
     assert frozen[:, in_01].all() and not frozen[:, ~in_01].any()
@@ -277,7 +278,7 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     # uncoded weights did move, and the coded values are the decoder's samples
     assert not np.array_equal(np.asarray(state.mean)[:, ~in_01], np.asarray(mean)[:, ~in_01])
     w = np.asarray(codec._weights_from_indices(
-        tiny_model, 11, jnp.stack([idx0, idx1] + [jnp.zeros_like(idx0)] * (nb - 2), 1)))
+        tiny_model, 11, jnp.stack([idx0, idx1] + [jnp.zeros_like(idx0)] * (nb - 2), 1), sources))
     np.testing.assert_array_equal(w[:, in_01], coded)
 
 
