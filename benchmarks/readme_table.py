@@ -19,7 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _model_kind(row) -> str:
     """How an RD row's model is named in the table (from the flags ``eval`` records)."""
     parts = ["COMBINER"] + (["linear reparam."] if row.get("linear") else []) + (
-        [f"{row['pe_grid']}x{row['pe_grid']} PE grid"] if row.get("pe_grid") else [])
+        [f"{row['pe_grid']}x{row['pe_grid']} PE grid"] if row.get("pe_grid") else []) + (
+        ["blocks across patches"] if row.get("cross_patch") else [])
     return " + ".join(parts)
 
 

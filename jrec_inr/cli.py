@@ -174,6 +174,7 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
             orig = data.to_uint8(img)
             row = {"image": name, "target_bpp": bpp, "model": model.name, "model_digest": digest,
                    "linear": model.arch.linear, "pe_grid": model.arch.pe_grid,
+                   "cross_patch": model.cross_patch,
                    "bpp": 8 * size / (img.shape[0] * img.shape[1]), "psnr": metrics.psnr(orig, dec),
                    "ms_ssim": metrics.ms_ssim(orig, dec), "encoding_time": res.stats["encode_seconds"],
                    "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],
