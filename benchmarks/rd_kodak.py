@@ -1,7 +1,7 @@
 """Rate-distortion of the COMBINER codec on full-resolution Kodak images (JSON + PNG).
 
     python benchmarks/rd_kodak.py [--images 1 2 3 4 5 6] [--bpp 0.1 0.3 0.6]
-                                  [--steps 600] [--finetune-steps 4] [--time-budget 5400]
+                                  [--steps N] [--finetune-steps N] [--time-budget 5400]
                                   [--fold-models other-fold/bpp0.3.npz ...]
 
 Codes each image with the bundled model of each bit rate (trained on DIV2K and
@@ -38,8 +38,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6])
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--finetune-steps", type=int, default=4)
+    defaults = codec.CodecConfig()
+    ap.add_argument("--steps", type=int, default=defaults.fit_steps)
+    ap.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--fold-models", nargs="*", default=[],
                     help="models of the same rates trained on other folds (.npz)")
@@ -68,9 +69,9 @@ def main():
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
     t0 = time.perf_counter()
     try:  # evaluate refuses an image every model of its rate saw, before coding anything
-        res = cli.evaluate(paths, a.bpp, out=a.out, plot=a.out.replace(".json", ".png"), baselines=True,
-                           steps=a.steps, finetune_steps=a.finetune_steps, time_budget=a.time_budget,
-                           models=models, progress=False)
+        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps)
+        res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
+                           baselines=True, time_budget=a.time_budget, models=models, progress=False)
     except ModelError as e:
         raise SystemExit(f"error: {e}") from None
     res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -24,6 +24,12 @@ def _model_kind(row) -> str:
     return " + ".join(parts)
 
 
+def _encoder_label(row) -> str:
+    """An RD row's encoder: code version, fitting steps + fine-tuning steps per block."""
+    e = row.get("encoder") or {}
+    return f"v{e.get('version', '?')}: {e.get('fit_steps', '?')} + {e.get('finetune_steps', '?')}/block"
+
+
 def render(data) -> str:
     m = data["machine"]
     lines = [
@@ -223,12 +229,22 @@ def render_rd(data) -> str:
             for name in sorted({p["model"] for p in per})) + "). bpp = file size x 8 / pixels; "
         "baselines coded at the same bpp per image (Pillow).",
         "",
-        "| target bpp | model | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | JPEG 2000 dB | "
-        "encode s | decode s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Encoder: the fitting code's version (`jrec_inr.codec.ENCODER_VERSION`; 1: `jnp.sin` and "
+        "threefry noise, 2: `jrec_inr.fastmath`), fitting steps + fine-tuning steps per coded block.",
+        "",
+        "| target bpp | model | encoder | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | "
+        "JPEG 2000 dB | encode s | decode s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def add_rows(rows, base, label):
+    def add_rows(rows, base, label):  # one line per rate and encoder, newest encoder first
+        pairs = sorted({(p["target_bpp"], _encoder_label(p)) for p in rows}, key=lambda t: t[1], reverse=True)
+        for g, enc in sorted(pairs, key=lambda t: t[0]):  # (a stable sort keeps the encoder order)
+            mine = [p for p in rows if p["target_bpp"] == g and _encoder_label(p) == enc]
+            keys = {(p["image"], g) for p in mine}
+            add_encoder_rows(mine, [b for b in base if (b["image"], b["target_bpp"]) in keys], label, enc)
+
+    def add_encoder_rows(rows, base, label, enc):
         res, bases = rd_means(rows, base)
         for i, g in enumerate(res["target_bpp"]):
             kind = " / ".join(sorted({_model_kind(p) for p in rows if p["target_bpp"] == g}))
@@ -237,7 +253,7 @@ def render_rd(data) -> str:
                 v = bases.get(c, {}).get("psnr-rgb", [None] * len(res["target_bpp"]))[i]
                 return "–" if v is None else f"{v:.2f}"
             ms = res["ms-ssim-rgb"][i]
-            lines.append(f"| {label(g)} | {kind} | {res['num_images'][i]} | {res['bpp'][i]:.3f} | "
+            lines.append(f"| {label(g)} | {kind} | {enc} | {res['num_images'][i]} | {res['bpp'][i]:.3f} | "
                          f"{res['psnr-rgb'][i]:.2f} | {'–' if ms is None else f'{ms:.4f}'} | {b('jpeg')} | "
                          f"{b('webp')} | {b('jpeg2000')} | {res['encoding_time'][i]:.0f} | "
                          f"{res['decoding_time'][i]:.2f} |")

@@ -32,7 +32,8 @@ __all__ = ["main", "evaluate"]
 def _codec_config(args):
     from jrec_inr.codec import CodecConfig
 
-    return CodecConfig(fit_steps=args.steps, finetune_steps=args.finetune_steps, seed=args.seed)
+    given = {"fit_steps": args.steps, "finetune_steps": args.finetune_steps, "seed": args.seed}
+    return CodecConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def _model(args):
@@ -112,16 +113,19 @@ def _machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
 
 
-def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, finetune_steps=4,
-             seed=0, models=None, time_budget=None, progress=False, log=print) -> dict:
+def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, models=None,
+             time_budget=None, progress=False, log=print) -> dict:
     """Compress, write, read back and decode every image at every bit rate; CompressAI-style JSON.
 
     Args:
       images: image paths.
       bpps: requested bit rates (each picks a bundled model unless ``models`` maps it).
+      cfg: the encoder's :class:`~jrec_inr.codec.CodecConfig` (default: its defaults);
+        every row records its :func:`~jrec_inr.codec.encoder_settings`.
       out: JSON path, rewritten after every image (runs can be resumed: finished
         ``(image, bpp)`` pairs found in it are kept if they were coded with the same model
-        (its digest); rows of another model, and their baselines, are recomputed).
+        (its digest) and encoder settings; other rows of the run's images and rates, and
+        their baselines, are recomputed).
       plot: RD plot path (PNG).
       baselines: also code each image with JPEG, WebP and JPEG 2000 at the achieved bpp.
       time_budget: seconds after which no new image is started.
@@ -133,7 +137,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
     from jrec_inr.codec import CodecConfig
 
     t_start = time.perf_counter()
-    cfg = CodecConfig(fit_steps=steps, finetune_steps=finetune_steps, seed=seed)
+    cfg = CodecConfig() if cfg is None else cfg
+    encoder = codec.encoder_settings(cfg)
     rows, base = [], []
     if out and os.path.exists(out):
         with open(out) as f:
@@ -148,7 +153,8 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
                        for p in images}
     for bpp in bpps:
         stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
-                 and r.get("model_digest") != chosen[bpp][r["image"]].digest()}
+                 and (r.get("model_digest") != chosen[bpp][r["image"]].digest()
+                      or r.get("encoder") != encoder)}
         rows = [r for r in rows if (r["image"], r["target_bpp"]) not in stale]
         base = [b for b in base if (b["image"], b["target_bpp"]) not in stale]
         done = {(r["image"], r["target_bpp"]) for r in rows}
@@ -173,6 +179,7 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
                 raise RuntimeError(f"{name}: decoded image differs from the encoder's reconstruction")
             orig = data.to_uint8(img)
             row = {"image": name, "target_bpp": bpp, "model": model.name, "model_digest": digest,
+                   "encoder": encoder,
                    "linear": model.arch.linear, "pe_grid": model.arch.pe_grid,
                    "cross_patch": model.cross_patch,
                    "bpp": 8 * size / (img.shape[0] * img.shape[1]), "psnr": metrics.psnr(orig, dec),
@@ -188,12 +195,12 @@ def evaluate(images, bpps, *, out=None, plot=None, baselines=False, steps=600, f
                     b = metrics.match_bpp(orig, c, row["bpp"])
                     b.update(image=name, target_bpp=bpp)
                     base.append(b)
-            result = _summary(rows, base, steps, finetune_steps, stopped=False)
+            result = _summary(rows, base, cfg, stopped=False)
             if out:
                 data.atomic_write(out, json.dumps(result, indent=1).encode())
         if stopped:
             break
-    result = _summary(rows, base, steps, finetune_steps, stopped=stopped)
+    result = _summary(rows, base, cfg, stopped=stopped)
     if out:
         data.atomic_write(out, json.dumps(result, indent=1).encode())
     if plot:
@@ -250,10 +257,11 @@ def rd_means(rows, base) -> tuple[dict, dict]:
     return res, baselines
 
 
-def _summary(rows, base, steps, finetune_steps, stopped) -> dict:
+def _summary(rows, base, cfg, stopped) -> dict:
     res, baselines = rd_means(rows, base)
-    out = {"name": "jrec-combiner", "description": f"COMBINER (Bayesian SIREN + ORC), {steps} fit steps, "
-           f"{finetune_steps} fine-tuning steps per block", "machine": _machine(),
+    out = {"name": "jrec-combiner", "description": f"COMBINER (Bayesian SIREN + ORC), {cfg.fit_steps} fit "
+           f"steps, {cfg.finetune_steps} fine-tuning steps per block (this run; each row records its "
+           "encoder settings)", "machine": _machine(),
            "results": res, "per_image": rows, "baselines_per_image": base, "time_budget_hit": stopped}
     if base:
         out["baselines"] = baselines
@@ -266,9 +274,9 @@ def cmd_eval(args) -> int:
     models = {args.bpp[0]: load_model(args.model)} if args.model else None
     if args.model and len(args.bpp) != 1:
         raise SystemExit("error: --model goes with a single --bpp")
-    res = evaluate(args.images, args.bpp, out=args.out, plot=args.plot, baselines=args.baselines,
-                   steps=args.steps, finetune_steps=args.finetune_steps, seed=args.seed, models=models,
-                   time_budget=args.time_budget, progress=not args.quiet)
+    res = evaluate(args.images, args.bpp, cfg=_codec_config(args), out=args.out, plot=args.plot,
+                   baselines=args.baselines, models=models, time_budget=args.time_budget,
+                   progress=not args.quiet)
     r = res["results"]
     for i, g in enumerate(r["target_bpp"]):
         print(f"bpp {g:g}: {r['num_images'][i]} images, {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB, "
@@ -283,8 +291,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def coding_opts(q):
-        q.add_argument("--steps", type=int, default=600, help="fitting steps before coding")
-        q.add_argument("--finetune-steps", type=int, default=4, help="fine-tuning steps after each block")
+        q.add_argument("--steps", type=int, help="fitting steps before coding (default: "
+                       "jrec_inr.codec.CodecConfig's)")
+        q.add_argument("--finetune-steps", type=int, help="fine-tuning steps after each block (default: "
+                       "CodecConfig's)")
         q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -47,6 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jrec_inr import fastmath
+
 __all__ = ["Arch", "BayesianDense", "BayesianSiren", "Layout", "fourier_features",
            "grid_features", "patch_coords", "kl_bits", "FROZEN_RHO"]
 
@@ -145,7 +147,8 @@ class BayesianDense(nn.Module):
     """Dense layer with a mean-field Gaussian posterior on its kernel and bias.
 
     ``__call__(x, key)`` returns a local-reparameterisation sample of the pre-activation
-    (``key=None``: the pre-activation of the posterior means). With ``linear`` the kernel
+    (noise from :func:`jrec_inr.fastmath.normal`; ``key=None``: the pre-activation of the
+    posterior means). With ``linear`` the kernel
     and bias are latents ``H`` mixed by the shared matrix ``A`` (variable ``("mix", "A")``):
     the pre-activation is ``([x, 1] H) A``.
     """
@@ -167,7 +170,7 @@ class BayesianDense(nn.Module):
         out = x @ w_mean + b_mean
         if key is not None:
             var = (x * x) @ jnp.square(jax.nn.softplus(w_rho)) + jnp.square(jax.nn.softplus(b_rho))
-            out = out + jnp.sqrt(var + 1e-12) * jax.random.normal(key, out.shape, out.dtype)
+            out = out + jnp.sqrt(var + 1e-12) * fastmath.normal(key, out.shape, out.dtype)
         if self.linear:
             mix = self.variable("mix", "A", lambda: jnp.eye(self.features, dtype=jnp.float32))
             out = out @ mix.value
@@ -176,6 +179,10 @@ class BayesianDense(nn.Module):
 
 class BayesianSiren(nn.Module):
     """SIREN on Fourier features; ``__call__(coords, key)`` -> ``(..., channels)`` values.
+
+    With a ``key`` (the fitting's stochastic pass) the activations use
+    :func:`jrec_inr.fastmath.sin`; without one (the decoder's pass, which fixes every
+    ``.jrec`` file's pixels) they use ``jnp.sin``.
 
     Outputs are centred pixel values (the data are scaled to ``[-0.5, 0.5]``).
     """
@@ -188,17 +195,18 @@ class BayesianSiren(nn.Module):
         h = fourier_features(coords, a.num_freqs)
         n_keys = a.depth + 1 + bool(a.pe_grid)  # (the key use of grid-less models is unchanged)
         keys = [None] * n_keys if key is None else list(jax.random.split(key, n_keys))
+        sin = jnp.sin if key is None else fastmath.sin  # the decoder's pass is plain jnp.sin
         if a.pe_grid:  # the latent grid: one reparameterised draw per call, shared by the pixels
             shape = (a.pe_grid, a.pe_grid, a.pe_channels)
             z = self.param("pe_mean", nn.initializers.normal(0.1), shape)
             z_rho = self.param("pe_rho", nn.initializers.constant(a.rho_init), shape)
             if key is not None:
-                z = z + jax.nn.softplus(z_rho) * jax.random.normal(keys[-1], shape, z.dtype)
+                z = z + jax.nn.softplus(z_rho) * fastmath.normal(keys[-1], shape, z.dtype)
             feats = grid_features(z, coords)
             h = jnp.concatenate([h, feats], axis=-1)
         for i in range(a.depth):
             bound = 1.0 / h.shape[-1] if i == 0 else math.sqrt(6.0 / h.shape[-1]) / a.w0
-            h = jnp.sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init, a.linear)(h, keys[i]))
+            h = sin(a.w0 * BayesianDense(a.hidden, bound, a.rho_init, a.linear)(h, keys[i]))
         bound = math.sqrt(6.0 / h.shape[-1]) / a.w0
         return BayesianDense(a.channels, bound, a.rho_init, a.linear)(h, keys[a.depth])
 

@@ -516,7 +516,8 @@ def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_pat
     src = _write(tmp_path / "in.png", data.to_uint8(img))
     out = str(tmp_path / "rd.json")
     coded = []
-    kw = dict(out=out, steps=10, finetune_steps=0, progress=False, log=coded.append)
+    kw = dict(out=out, cfg=codec.CodecConfig(fit_steps=10, finetune_steps=0), progress=False,
+              log=coded.append)
     r1 = cli.evaluate([src], [0.5], models={0.5: tiny_model}, **kw)
     row = r1["per_image"][0]
     assert row["model_digest"] == tiny_model.digest() and row["linear"] and len(coded) == 1
@@ -525,6 +526,10 @@ def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_pat
     other = tiny_model._replace(mix=tiny_model.mix * 1.01)
     r3 = cli.evaluate([src], [0.5], models={0.5: other}, **kw)  # another model: its row is redone
     assert len(coded) == 2 and [r["model_digest"] for r in r3["per_image"]] == [other.digest()]
+    assert r3["per_image"][0]["encoder"] == codec.encoder_settings(kw["cfg"])
+    kw["cfg"] = kw["cfg"]._replace(fit_steps=11)  # other encoder settings: redone too
+    r4 = cli.evaluate([src], [0.5], models={0.5: other}, **kw)
+    assert len(coded) == 3 and r4["per_image"][0]["encoder"]["fit_steps"] == 11
 
 
 def test_eval_codes_each_image_with_a_model_that_did_not_see_it(tiny_model, tiny_file, tmp_path):
@@ -532,7 +537,7 @@ def test_eval_codes_each_image_with_a_model_that_did_not_see_it(tiny_model, tiny
     src = _write(tmp_path / "in.png", data.to_uint8(img))
     saw = tiny_model._replace(name="saw", recipe={"images": ["in.png"]})
     coded = []
-    kw = dict(steps=10, finetune_steps=0, progress=False, log=coded.append)
+    kw = dict(cfg=codec.CodecConfig(fit_steps=10, finetune_steps=0), progress=False, log=coded.append)
     with pytest.raises(prior.ModelError, match="in.png"):  # refused before anything is coded
         cli.evaluate([src], [0.5], models={0.5: saw}, **kw)
     assert coded == []
