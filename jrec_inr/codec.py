@@ -67,8 +67,8 @@ class CodecConfig(NamedTuple):
       chunk: steps per jitted call (progress bar granularity).
     """
 
-    fit_steps: int = 600
-    finetune_steps: int = 4
+    fit_steps: int = 1500
+    finetune_steps: int = 12
     seed: int = 0
     init_std_ratio: float = 0.5
     fit: FitConfig = FitConfig()

@@ -262,24 +262,26 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
                        mix=tiny_model.mix)
     # each block is coded at its own width; the decoder below draws at the widest block's
     widths = codec._widths(tiny_model)
-    assert min(widths[0], widths[1]) < widths.max()
+    a = 0
+    b = int(np.flatnonzero(widths != widths[a])[0])  # two blocks of different widths
     key = jax.random.key(11)
     run = fit(TINY, layout, cfg, 10)
     sources = jnp.asarray(codec._sources(tiny_model, p))
-    state, idx0 = codec._block_coder(tiny_model, widths[0])(state, jnp.int32(0), key, sources)
-    state, idx1 = codec._block_coder(tiny_model, widths[1])(state, jnp.int32(1), key, sources)
-    in_01 = np.isin(tiny_model.block, [0, 1])
+    state, idx_a = codec._block_coder(tiny_model, widths[a])(state, jnp.int32(a), key, sources)
+    state, idx_b = codec._block_coder(tiny_model, widths[b])(state, jnp.int32(b), key, sources)
+    in_ab = np.isin(tiny_model.block, [a, b])
     frozen = np.asarray(state.frozen)
-    assert frozen[:, in_01].all() and not frozen[:, ~in_01].any()
-    coded = np.asarray(state.mean)[:, in_01]
-    assert np.all(np.asarray(state.rho)[:, in_01] == FROZEN_RHO)
+    assert frozen[:, in_ab].all() and not frozen[:, ~in_ab].any()
+    coded = np.asarray(state.mean)[:, in_ab]
+    assert np.all(np.asarray(state.rho)[:, in_ab] == FROZEN_RHO)
     state, _, _ = run(state, problem, jax.random.key(3))
-    np.testing.assert_array_equal(np.asarray(state.mean)[:, in_01], coded)
+    np.testing.assert_array_equal(np.asarray(state.mean)[:, in_ab], coded)
     # uncoded weights did move, and the coded values are the decoder's samples
-    assert not np.array_equal(np.asarray(state.mean)[:, ~in_01], np.asarray(mean)[:, ~in_01])
-    w = np.asarray(codec._weights_from_indices(
-        tiny_model, 11, jnp.stack([idx0, idx1] + [jnp.zeros_like(idx0)] * (nb - 2), 1), sources))
-    np.testing.assert_array_equal(w[:, in_01], coded)
+    assert not np.array_equal(np.asarray(state.mean)[:, ~in_ab], np.asarray(mean)[:, ~in_ab])
+    index = np.zeros((p, nb), np.int32)
+    index[:, a], index[:, b] = np.asarray(idx_a), np.asarray(idx_b)
+    w = np.asarray(codec._weights_from_indices(tiny_model, 11, jnp.asarray(index), sources))
+    np.testing.assert_array_equal(w[:, in_ab], coded)
 
 
 def test_patch_order_is_a_fixed_permutation_of_the_patches_per_weight():
