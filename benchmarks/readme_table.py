@@ -1,7 +1,7 @@
 """Render benchmarks/results/*.json as the Markdown tables quoted in README.md.
 
     python benchmarks/readme_table.py [--write]   # --write replaces the BENCH, CODELENGTH,
-                                                  # SCALE and RD blocks of README.md
+                                                  # SCALE, RD and FITSPEED blocks of README.md
 """
 
 from __future__ import annotations
@@ -269,6 +269,20 @@ def render_rd(data) -> str:
     return "\n".join(lines)
 
 
+def render_fit_speed(data) -> str:
+    m = data["machine"]
+    lines = [f"Measured by `{data['command']}` on {m['cpu']}, {m['cores']} cores, JAX {m['jax']}: one fitting "
+             f"step of {data['rows'][0]['patches']} patches (a Kodak image) x "
+             f"{data['rows'][0]['pixels_per_step']} pixels, compiled, fastest of {data['reps']} alternating "
+             "rounds.", "",
+             "| model | hidden | weights | jnp.sin + jax.random.normal ms/step | jrec_inr.fastmath ms/step | "
+             "speed-up |", "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['model']} | {r['hidden']} | {r['weights']} | {r['jax_seconds_per_step'] * 1e3:.1f} | "
+                     f"{r['fast_seconds_per_step'] * 1e3:.1f} | {r['speedup']:.2f}x |")
+    return "\n".join(lines)
+
+
 def _replace(text: str, tag: str, table: str) -> str:
     pattern = rf"<!-- {tag} -->.*<!-- /{tag} -->"
     if not re.search(pattern, text, flags=re.S):
@@ -278,7 +292,8 @@ def _replace(text: str, tag: str, table: str) -> str:
 
 # README block tag, results/<name>.json, renderer
 TABLES = (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
-          ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd))
+          ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd),
+          ("FITSPEED", "fit_speed", render_fit_speed))
 
 
 def main():

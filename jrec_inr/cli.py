@@ -124,8 +124,8 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
         every row records its :func:`~jrec_inr.codec.encoder_settings`.
       out: JSON path, rewritten after every image (runs can be resumed: finished
         ``(image, bpp)`` pairs found in it are kept if they were coded with the same model
-        (its digest) and encoder settings; other rows of the run's images and rates, and
-        their baselines, are recomputed).
+        (its digest) and encoder settings; the run's other images and rates are coded
+        again, and each replaces its older row and baselines once it is done).
       plot: RD plot path (PNG).
       baselines: also code each image with JPEG, WebP and JPEG 2000 at the achieved bpp.
       time_budget: seconds after which no new image is started.
@@ -152,12 +152,8 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
         chosen[bpp] = {os.path.basename(p): held_out_model(candidates, os.path.basename(p))
                        for p in images}
     for bpp in bpps:
-        stale = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
-                 and (r.get("model_digest") != chosen[bpp][r["image"]].digest()
-                      or r.get("encoder") != encoder)}
-        rows = [r for r in rows if (r["image"], r["target_bpp"]) not in stale]
-        base = [b for b in base if (b["image"], b["target_bpp"]) not in stale]
-        done = {(r["image"], r["target_bpp"]) for r in rows}
+        done = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
+                and r.get("model_digest") == chosen[bpp][r["image"]].digest() and r.get("encoder") == encoder}
         for path in images:
             name = os.path.basename(path)
             if (name, bpp) in done:
@@ -187,7 +183,10 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
                    "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],
                    "blocks": res.stats["blocks"], "patches": res.stats["patches"],
                    "fit_kl_bits_per_block": res.stats["fit_kl_bits_per_block"]}
-            rows.append(row)
+            # the image's rows of another model or encoder (and their baselines) are replaced now,
+            # not when the run starts: a run cut short keeps the older figures of the rest
+            rows = [r for r in rows if (r["image"], r["target_bpp"]) != (name, bpp)] + [row]
+            base = [b for b in base if (b["image"], b["target_bpp"]) != (name, bpp)]
             log(f"{name} @ {bpp:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
                 f"encode {row['encoding_time']:.0f} s, decode {row['decoding_time']:.2f} s")
             if baselines:
