@@ -271,15 +271,16 @@ def render_rd(data) -> str:
 
 def render_fit_speed(data) -> str:
     m = data["machine"]
-    lines = [f"Measured by `{data['command']}` on {m['cpu']}, {m['cores']} cores, JAX {m['jax']}: one fitting "
-             f"step of {data['rows'][0]['patches']} patches (a Kodak image) x "
+    lines = [f"Measured by `{data['command']}` on {m['cpu']}, {m['cores']} cores, JAX {m['jax']}: "
+             f"one fitting step of {data['rows'][0]['patches']} patches (a Kodak image) x "
              f"{data['rows'][0]['pixels_per_step']} pixels, compiled, fastest of {data['reps']} alternating "
              "rounds.", "",
              "| model | hidden | weights | jnp.sin + jax.random.normal ms/step | jrec_inr.fastmath ms/step | "
              "speed-up |", "|---|---|---|---|---|---|"]
     for r in data["rows"]:
-        lines.append(f"| {r['model']} | {r['hidden']} | {r['weights']} | {r['jax_seconds_per_step'] * 1e3:.1f} | "
-                     f"{r['fast_seconds_per_step'] * 1e3:.1f} | {r['speedup']:.2f}x |")
+        lines.append(f"| {r['model']} | {r['hidden']} | {r['weights']} | "
+                     f"{r['jax_seconds_per_step'] * 1e3:.1f} | {r['fast_seconds_per_step'] * 1e3:.1f} | "
+                     f"{r['speedup']:.2f}x |")
     return "\n".join(lines)
 
 
