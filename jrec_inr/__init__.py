@@ -6,7 +6,8 @@ a SIREN whose weights have a Gaussian posterior (:mod:`jrec_inr.model`,
 :mod:`jrec_inr.fit`, with the fast sine and noise of :mod:`jrec_inr.fastmath`) against
 a prior learned by EM (:mod:`jrec_inr.prior`); the weights are coded block by block
 with :mod:`jrec.orc`, with progressive fine-tuning, into a ``.jrec`` container
-(:mod:`jrec_inr.codec`). Command line: ``jrec-inr`` (:mod:`jrec_inr.cli`). Uses :mod:`jrec` through its public API only.
+(:mod:`jrec_inr.codec`). Command line: ``jrec-inr`` (:mod:`jrec_inr.cli`). Uses
+:mod:`jrec` through its public API only.
 
 Public API::
 
