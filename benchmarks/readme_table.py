@@ -26,8 +26,8 @@ def _model_kind(row) -> str:
 
 def _encoder_label(row) -> str:
     """An RD row's encoder: code version, fitting steps + fine-tuning steps per block."""
-    e = row.get("encoder") or {}
-    return f"v{e.get('version', '?')}: {e.get('fit_steps', '?')} + {e.get('finetune_steps', '?')}/block"
+    e = row["encoder"]  # every row records it (rows from before version 2 were backfilled)
+    return f"v{e['version']}: {e['fit_steps']} + {e['finetune_steps']}/block"
 
 
 def render(data) -> str:

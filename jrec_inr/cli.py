@@ -151,15 +151,15 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
         candidates = models.get(bpp) or codec.select_model(bpp)  # (loads the bundled models once)
         chosen[bpp] = {os.path.basename(p): held_out_model(candidates, os.path.basename(p))
                        for p in images}
+    digests = {bpp: {name: m.digest() for name, m in chosen[bpp].items()} for bpp in bpps}
     for bpp in bpps:
         done = {(r["image"], bpp) for r in rows if r["target_bpp"] == bpp and r["image"] in chosen[bpp]
-                and r.get("model_digest") == chosen[bpp][r["image"]].digest() and r.get("encoder") == encoder}
+                and r.get("model_digest") == digests[bpp][r["image"]] and r.get("encoder") == encoder}
         for path in images:
             name = os.path.basename(path)
             if (name, bpp) in done:
                 continue
-            model = chosen[bpp][name]
-            digest = model.digest()
+            model, digest = chosen[bpp][name], digests[bpp][name]
             if time_budget is not None and time.perf_counter() - t_start > time_budget:
                 stopped = True
                 break

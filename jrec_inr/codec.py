@@ -65,6 +65,10 @@ class CodecConfig(NamedTuple):
       init_std_ratio: the posterior starts at the prior mean with this fraction of its std.
       fit: optimiser settings.
       chunk: steps per jitted call (progress bar granularity).
+      block_kl: target KL of each coding block in bits (default ``None``: the model's
+        ``kappa``). Each block is still coded with ``2^kappa`` candidates and ``kappa``
+        bits; a target below ``kappa`` puts less information in each block but lets
+        ORC's candidates cover the posterior better (smaller coding error).
     """
 
     fit_steps: int = 1500
@@ -73,6 +77,7 @@ class CodecConfig(NamedTuple):
     init_std_ratio: float = 0.5
     fit: FitConfig = FitConfig()
     chunk: int = 50
+    block_kl: float | None = None
 
 
 #: Version of the encoder's fitting code: a new version codes the same image with the same
@@ -84,7 +89,13 @@ ENCODER_VERSION = 2
 def encoder_settings(cfg: CodecConfig) -> dict:
     """What decides an encoder's output besides the model and the image (recorded in RD rows)."""
     return {"version": ENCODER_VERSION, "fit_steps": cfg.fit_steps, "finetune_steps": cfg.finetune_steps,
-            "seed": cfg.seed, "init_std_ratio": cfg.init_std_ratio, "fit": cfg.fit._asdict()}
+            "seed": cfg.seed, "init_std_ratio": cfg.init_std_ratio, "fit": _coding_fit(cfg)._asdict(),
+            **({} if cfg.block_kl is None else {"block_kl": cfg.block_kl})}
+
+
+def _coding_fit(cfg: CodecConfig) -> FitConfig:
+    """The optimiser settings :func:`compress` uses: the model's mixing matrices stay fixed."""
+    return cfg.fit._replace(mix_lr=0.0)
 
 
 class Result(NamedTuple):
@@ -304,6 +315,9 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[-1] != model.arch.channels or 0 in image.shape:
         raise data.ImageError(f"expected an (H, W, {model.arch.channels}) image, got {image.shape}")
+    if cfg.block_kl is not None and not (math.isfinite(cfg.block_kl) and 0 < cfg.block_kl <= 2 * model.kappa):
+        raise CodecError(f"block_kl must be in (0, {2 * model.kappa}] bits (kappa = {model.kappa}), "
+                         f"got {cfg.block_kl!r}")
     arch = model.arch
     layout = layout_of(arch)
     patches = data.to_patches(image, arch.patch)
@@ -313,12 +327,13 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     row = None if order is None else jnp.asarray(np.argsort(order, axis=0).astype(np.int32))
     problem = Problem(jnp.asarray(patches) - 0.5, jnp.asarray(model.prior_mean),
                       jnp.asarray(model.prior_std), jnp.asarray(model.block),
-                      jnp.full((nb,), float(model.kappa), jnp.float32), row)
+                      jnp.full((nb,), float(model.kappa if cfg.block_kl is None else cfg.block_kl),
+                               jnp.float32), row)
     mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (num_patches, layout.size))
     std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
     rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
     log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
-    fit_cfg = cfg.fit._replace(mix_lr=0.0)  # the model's mixing matrices stay fixed
+    fit_cfg = _coding_fit(cfg)
     state = init_state(mean, rho, log_beta, fit_cfg, mix=model.mix)
     key = jax.random.key(cfg.seed)
     noise_key = jax.random.fold_in(jax.random.key(cfg.seed), 0x5EED)

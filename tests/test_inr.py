@@ -385,6 +385,23 @@ def test_corrupt_and_truncated_files_are_refused(tiny_model, tiny_file):
         codec.decompress(b"not a jrec file", tiny_model)
 
 
+def test_block_kl_target_below_kappa(tiny_model, tiny_file):
+    """``CodecConfig.block_kl`` sets the blocks' KL target (still coded with kappa bits each)."""
+    _, img, res = tiny_file
+    cfg = codec.CodecConfig(fit_steps=100, finetune_steps=2, chunk=50, block_kl=tiny_model.kappa / 2)
+    low = codec.compress(img, tiny_model, cfg, progress=False)
+    assert low.stats["bytes"] == res.stats["bytes"]  # same number of kappa-bit indices
+    assert low.stats["fit_kl_bits_per_block"] < 0.8 * res.stats["fit_kl_bits_per_block"], (
+        low.stats["fit_kl_bits_per_block"], res.stats["fit_kl_bits_per_block"])
+    dec, _ = codec.decompress(low.data, tiny_model)
+    np.testing.assert_array_equal(dec, low.image)
+    assert codec.encoder_settings(cfg)["block_kl"] == tiny_model.kappa / 2
+    assert "block_kl" not in codec.encoder_settings(codec.CodecConfig())  # older RD rows stay valid
+    for bad in (0.0, -1.0, float("nan"), 3.0 * tiny_model.kappa):
+        with pytest.raises(codec.CodecError, match="block_kl"):
+            codec.compress(img, tiny_model, cfg._replace(block_kl=bad), progress=False)
+
+
 def test_unsupported_bpp_is_a_clear_error():
     with pytest.raises(codec.CodecError, match="unsupported bit rate"):
         codec.select_model(8.0)
