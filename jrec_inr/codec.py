@@ -68,7 +68,8 @@ class CodecConfig(NamedTuple):
       block_kl: target KL of each coding block in bits (default ``None``: the model's
         ``kappa``). Each block is still coded with ``2^kappa`` candidates and ``kappa``
         bits; a target below ``kappa`` puts less information in each block but lets
-        ORC's candidates cover the posterior better (smaller coding error).
+        ORC's candidates cover the posterior better (smaller coding error). At 0.3 bpp
+        15 bits lost 0.09 dB and 17 bits changed nothing (``jrec_inr/models/README.md``).
     """
 
     fit_steps: int = 1500
