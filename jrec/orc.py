@@ -15,6 +15,13 @@ Approximate: the selected sample's law approaches Q as ``kappa`` grows past
 for multivariate blocks (diagonal Normal targets and proposals, a batched
 ``distrax.Normal`` or ``MultivariateNormalDiag``) and any 1-D pair, including
 unbounded ratios. ``kappa`` at most 30.
+
+``greedy=True`` selects ``argmax_n log r(X_n)`` instead: the candidate most likely
+under Q relative to P, no longer a sample of Q. The index still costs ``kappa`` bits
+and decodes the same way. For lossy compression at a fixed index rate this is the
+random-codebook encoder of rate-distortion theory (the codeword of least distortion
+when ``Q ∝ P exp(-distortion / beta)``): a lower distortion than a sample, at the
+price of the exactness that ORC only approximates anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from jrec.pfr import argmin_kernel
 __all__ = ["encode", "decode", "kernel"]
 
 
-def kernel(*, kappa: int = 16, chunk_size: int = 256) -> Kernel:
+def kernel(*, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> Kernel:
     """ORC as a :class:`~jrec.core.Kernel`: PFR's search with a fixed budget (see :func:`encode`)."""
     if not (isinstance(kappa, int) and 0 <= kappa <= 30):
         raise ValueError(f"kappa must be an int in [0, 30], got {kappa!r}")
@@ -38,12 +45,23 @@ def kernel(*, kappa: int = 16, chunk_size: int = 256) -> Kernel:
     def result(_ctx, s):
         return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
 
-    return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode)
+    if not isinstance(greedy, bool):
+        raise ValueError(f"greedy must be a bool, got {greedy!r}")
+    return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode,
+                         score=_greedy_score if greedy else None)
 
 
-def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256) -> Code:
-    """Pick the best of ``2^kappa`` candidates; ``index`` is a kappa-bit integer."""
-    return run(kernel(kappa=kappa, chunk_size=chunk_size), key, target, proposal)
+def _greedy_score(_log_t, _x, log_r):
+    return -log_r
+
+
+def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> Code:
+    """Pick the best of ``2^kappa`` candidates; ``index`` is a kappa-bit integer.
+
+    ``greedy``: the candidate of largest density ratio (not a sample of Q; see the
+    module docstring) instead of ORC's ``argmax log r(X_n) - log T_n``.
+    """
+    return run(kernel(kappa=kappa, chunk_size=chunk_size, greedy=greedy), key, target, proposal)
 
 
 def decode(key, index, proposal, **_static):

@@ -38,12 +38,15 @@ def _score(log_t, _x, lr):
     return log_t - lr
 
 
-def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode) -> Kernel:
+def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode,
+                  score=None) -> Kernel:
     """The candidate search selecting ``argmin_n log T_n - log r(X_n)`` (PFR, ORC).
 
     ``stopping``: stop once ``T_n / sup r`` exceeds the best value (PFR, exact);
     otherwise examine all ``max_steps`` candidates (ORC, fixed budget).
+    ``score(log_t, x, log_r)``: the minimised score (default ``log_t - log_r``).
     """
+    score = _score if score is None else score
     poisson.check_search_options(max_steps, chunk_size)
 
     def prepare(target, proposal):
@@ -54,7 +57,7 @@ def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, de
 
     def step(key, ctx, s):
         ratio, p = ctx
-        return poisson.search_step(key, s, p, ratio.log_ratio, _score, mode="argmin", chunk_size=chunk_size,
+        return poisson.search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
                                    max_steps=max_steps, log_bound=ratio.log_sup if stopping else None)
 
     def running(_ctx, s):

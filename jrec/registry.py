@@ -125,7 +125,7 @@ _REGISTRY = {
         Sampler(
             "orc", orc.encode, orc.decode, orc.kernel, exact=False, requires=("log r",),
             bounded_ratio=False, one_dimensional=False, index_shape=(),
-            options={"kappa": 16, "chunk_size": 256},
+            options={"kappa": 16, "chunk_size": 256, "greedy": False},
             reference="Theis & Yosri, ICML 2022; Guo et al. (COMBINER), NeurIPS 2023",
             index_kind="fixed", default_code="fixed",
         ),

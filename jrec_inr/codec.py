@@ -70,6 +70,9 @@ class CodecConfig(NamedTuple):
         bits; a target below ``kappa`` puts less information in each block but lets
         ORC's candidates cover the posterior better (smaller coding error). At 0.3 bpp
         15 bits lost 0.09 dB and 17 bits changed nothing (``jrec_inr/models/README.md``).
+      greedy: code each block with the candidate of largest density ratio
+        (``jrec.orc.encode(..., greedy=True)``) instead of ORC's sample: the decoder
+        and the file format are the same.
     """
 
     fit_steps: int = 1500
@@ -79,6 +82,7 @@ class CodecConfig(NamedTuple):
     fit: FitConfig = FitConfig()
     chunk: int = 50
     block_kl: float | None = None
+    greedy: bool = False
 
 
 #: Version of the encoder's fitting code: a new version codes the same image with the same
@@ -91,7 +95,8 @@ def encoder_settings(cfg: CodecConfig) -> dict:
     """What decides an encoder's output besides the model and the image (recorded in RD rows)."""
     return {"version": ENCODER_VERSION, "fit_steps": cfg.fit_steps, "finetune_steps": cfg.finetune_steps,
             "seed": cfg.seed, "init_std_ratio": cfg.init_std_ratio, "fit": _coding_fit(cfg)._asdict(),
-            **({} if cfg.block_kl is None else {"block_kl": cfg.block_kl})}
+            **({} if cfg.block_kl is None else {"block_kl": cfg.block_kl}),
+            **({"greedy": True} if cfg.greedy else {})}
 
 
 def _coding_fit(cfg: CodecConfig) -> FitConfig:
@@ -198,13 +203,13 @@ def _per_model(build, model: Model, *args):
     return _COMPILED[k]
 
 
-def _block_coder(model: Model, width: int):
+def _block_coder(model: Model, width: int, greedy: bool):
     """:func:`_make_block_coder` for ``model``'s blocks of coding width ``width`` (cached):
     ORC's work grows with the candidate length, so each block is coded at its own width."""
-    return _per_model(_make_block_coder, model, int(width))
+    return _per_model(_make_block_coder, model, int(width), bool(greedy))
 
 
-def _make_block_coder(model: Model, width: int):
+def _make_block_coder(model: Model, width: int, greedy: bool):
     """Jitted ``code(state, b, key, sources) -> (state, index (P,))``: ORC of the ``P``
     copies of block ``b`` (copy ``j`` holds the weights ``sources`` = :func:`_sources`
     assigns to row ``j``; an argument, not a constant baked into the program), then
@@ -223,7 +228,7 @@ def _make_block_coder(model: Model, width: int):
         std = jnp.where(valid, std, proposal.scale)
         keys = _block_keys(key, b, num_patches)
         codes = jax.vmap(lambda k, m, s: jrec.orc.encode(k, distrax.Normal(m, s), proposal,
-                                                         kappa=model.kappa))(keys, mean, std)
+                                                         kappa=model.kappa, greedy=greedy))(keys, mean, std)
         samples = _decode_block(model, pos, b, keys, codes.index)
         cols = jnp.where(valid, pos[b], model.num_weights)  # dummy writes go to the pad slot
         new_mean = _pad(state.mean, 0.0).at[src, cols].set(samples)[:, :-1]
@@ -355,7 +360,8 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     fit_kl = None if kl_b is None else np.asarray(kl_b)
     t_fit = time.perf_counter() - t0
     widths = _widths(model)
-    coders = {w: _block_coder(model, w) for w in set(widths.tolist())}  # one model digest, not one per block
+    # one model digest per width, not one per block
+    coders = {w: _block_coder(model, w, cfg.greedy) for w in set(widths.tolist())}
     sources = jnp.asarray(_sources(model, num_patches))
     indices = []
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)

@@ -402,6 +402,21 @@ def test_block_kl_target_below_kappa(tiny_model, tiny_file):
             codec.compress(img, tiny_model, cfg._replace(block_kl=bad), progress=False)
 
 
+def test_greedy_block_selection(tiny_model, tiny_file):
+    """``CodecConfig.greedy`` codes each block with its largest-ratio candidate: the same
+    file size and decoder, a different selection, recorded in the encoder settings."""
+    _, img, res = tiny_file
+    cfg = codec.CodecConfig(fit_steps=100, finetune_steps=2, chunk=50, greedy=True)
+    g = codec.compress(img, tiny_model, cfg, progress=False)
+    assert g.stats["bytes"] == res.stats["bytes"]
+    assert g.data != res.data
+    dec, _ = codec.decompress(g.data, tiny_model)
+    np.testing.assert_array_equal(dec, g.image)
+    assert g.stats["psnr"] > res.stats["psnr"], (g.stats["psnr"], res.stats["psnr"])
+    assert codec.encoder_settings(cfg)["greedy"] is True
+    assert "greedy" not in codec.encoder_settings(codec.CodecConfig(greedy=False))
+
+
 def test_unsupported_bpp_is_a_clear_error():
     with pytest.raises(codec.CodecError, match="unsupported bit rate"):
         codec.select_model(8.0)

@@ -54,3 +54,29 @@ def test_orc_is_pfr_truncated():
     orc = jax.jit(jax.vmap(lambda k: jrec.orc.encode(k, t, p, kappa=12)))(ks)
     fits = np.asarray(pfr.num_steps) <= 2**12
     np.testing.assert_array_equal(np.asarray(orc.index)[fits] + 1, np.asarray(pfr.index)[fits])
+
+
+def test_orc_greedy_picks_the_largest_ratio():
+    """``greedy=True``: the index of the largest density ratio among the 2^kappa shared
+    candidates (checked by brute force), independent of the chunk size, decoded like ORC's."""
+    d, kappa, n = 6, 10, 40
+    t = distrax.MultivariateNormalDiag(jnp.linspace(-0.8, 0.8, d), jnp.full(d, 0.4))
+    p = distrax.MultivariateNormalDiag(jnp.zeros(d), jnp.ones(d))
+    ks = keys(n, seed=11)
+    greedy = jax.jit(jax.vmap(lambda k: jrec.orc.encode(k, t, p, kappa=kappa, greedy=True)))(ks)
+    other_chunk = jax.jit(jax.vmap(lambda k: jrec.orc.encode(k, t, p, kappa=kappa, greedy=True,
+                                                             chunk_size=64)))(ks)
+    orc = jax.jit(jax.vmap(lambda k: jrec.orc.encode(k, t, p, kappa=kappa)))(ks)
+    every = jnp.arange(2**kappa)
+    cands = jax.jit(jax.vmap(lambda k: jax.vmap(lambda i: jrec.orc.decode(k, i, p))(every)))(ks)
+    log_r = np.asarray(t.log_prob(cands) - p.log_prob(cands))  # (n, 2^kappa)
+    np.testing.assert_array_equal(np.asarray(greedy.index), log_r.argmax(axis=1))
+    np.testing.assert_array_equal(np.asarray(other_chunk.index), np.asarray(greedy.index))
+    np.testing.assert_array_equal(np.asarray(greedy.sample), np.asarray(cands)[np.arange(n), log_r.argmax(1)])
+    assert np.asarray(greedy.ok).all()
+    # ORC's sampled index is a lower-ratio candidate in most problems
+    orc_lr = log_r[np.arange(n), np.asarray(orc.index)]
+    assert np.all(orc_lr <= log_r.max(axis=1)) and np.mean(orc_lr < log_r.max(axis=1)) > 0.5
+    assert np.mean(log_r.max(axis=1) - orc_lr) > 0.5  # nats
+    with pytest.raises(ValueError, match="greedy"):
+        jrec.orc.kernel(kappa=4, greedy=1)
