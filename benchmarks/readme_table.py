@@ -25,9 +25,11 @@ def _model_kind(row) -> str:
 
 
 def _encoder_label(row) -> str:
-    """An RD row's encoder: code version, fitting steps + fine-tuning steps per block."""
+    """An RD row's encoder: code version, fitting steps + fine-tuning steps per block, and
+    from version 3 on whether blocks send their greedy candidate or ORC's sample."""
     e = row["encoder"]  # every row records it (rows from before version 2 were backfilled)
-    return f"v{e['version']}: {e['fit_steps']} + {e['finetune_steps']}/block"
+    how = "" if "greedy" not in e else (", greedy" if e["greedy"] else ", sample")
+    return f"v{e['version']}: {e['fit_steps']} + {e['finetune_steps']}/block{how}"
 
 
 def render(data) -> str:
@@ -230,7 +232,8 @@ def render_rd(data) -> str:
         "baselines coded at the same bpp per image (Pillow).",
         "",
         "Encoder: the fitting code's version (`jrec_inr.codec.ENCODER_VERSION`; 1: `jnp.sin` and "
-        "threefry noise, 2: `jrec_inr.fastmath`), fitting steps + fine-tuning steps per coded block.",
+        "threefry noise, 2: `jrec_inr.fastmath`, 3: blocks send their greedy candidate, "
+        "`CodecConfig.greedy`; ORC's sample before), fitting steps + fine-tuning steps per coded block.",
         "",
         "| target bpp | model | encoder | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | "
         "JPEG 2000 dB | encode s | decode s |",

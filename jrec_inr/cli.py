@@ -33,7 +33,8 @@ def _codec_config(args):
     from jrec_inr.codec import CodecConfig
 
     given = {"fit_steps": args.steps, "finetune_steps": args.finetune_steps, "seed": args.seed}
-    return CodecConfig(**{k: v for k, v in given.items() if v is not None})
+    cfg = CodecConfig(**{k: v for k, v in given.items() if v is not None})
+    return cfg._replace(greedy=False) if args.sample else cfg
 
 
 def _model(args):
@@ -295,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--finetune-steps", type=int, help="fine-tuning steps after each block (default: "
                        "CodecConfig's)")
         q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
+        q.add_argument("--sample", action="store_true", help="send ORC's sample of each block's posterior "
+                       "instead of its largest-ratio candidate (the encoder before version 3)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 
     c = sub.add_parser("compress", help="image -> .jrec")

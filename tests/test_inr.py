@@ -13,7 +13,16 @@ from PIL import Image
 
 import jrec
 from jrec_inr import cli, codec, data, prior
-from jrec_inr.fit import FitConfig, Problem, fit, init_state, inverse_softplus, losses, weight_betas
+from jrec_inr.fit import (
+    FitConfig,
+    Problem,
+    fit,
+    init_state,
+    inverse_softplus,
+    losses,
+    pixel_sampler,
+    weight_betas,
+)
 from jrec_inr.model import (
     FROZEN_RHO,
     Arch,
@@ -250,6 +259,27 @@ def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
     assert bool(jnp.all(jnp.isfinite(state2.log_beta)))
 
 
+@pytest.mark.parametrize("patch,num,cell", [(64, 1024, (2, 2)), (16, 64, (2, 2)), (8, 32, (1, 2)),
+                                            (8, 64, (1, 1))])
+def test_stratified_pixels_take_one_per_cell(patch, num, cell):
+    """One pixel per cell (``f x f`` squares, or row-major runs), every pixel reachable, and
+    the estimate of a patch's MSE unbiased with a smaller variance than independent draws."""
+    draw = jax.jit(pixel_sampler(patch, num, True))
+    idx = np.stack([np.asarray(draw(jax.random.key(i))) for i in range(400)])
+    y, x = np.divmod(idx, patch)
+    cid = (y // cell[0]) * (patch // cell[1]) + x // cell[1]
+    assert all(len(set(c)) == num for c in cid)  # each draw: one pixel in each of the num cells
+    assert len(np.unique(idx)) == patch * patch  # every pixel drawn at some step
+    err = np.square(_image(patch, patch, 5)[..., 0] - 0.5).ravel()  # a smooth "error" image
+    indep = np.stack([np.asarray(pixel_sampler(patch, num, False)(jax.random.key(i))) for i in range(400)])
+    strat_est, indep_est = err[idx].mean(1), err[indep].mean(1)
+    assert abs(strat_est.mean() - err.mean()) < 4 * strat_est.std() / 20 + 1e-6
+    if num < patch * patch:
+        assert strat_est.std() < 0.7 * indep_est.std(), (strat_est.std(), indep_est.std())
+    else:
+        assert strat_est.std() < 1e-7  # every pixel once
+
+
 def test_progressive_coding_freezes_coded_weights(tiny_model):
     layout = prior.layout_of(TINY)
     patches = data.to_patches(_image(32, 32, 7), TINY.patch)
@@ -403,18 +433,20 @@ def test_block_kl_target_below_kappa(tiny_model, tiny_file):
 
 
 def test_greedy_block_selection(tiny_model, tiny_file):
-    """``CodecConfig.greedy`` codes each block with its largest-ratio candidate: the same
-    file size and decoder, a different selection, recorded in the encoder settings."""
+    """``CodecConfig.greedy`` (the default) codes each block with its largest-ratio
+    candidate, ``greedy=False`` with ORC's sample: the same file size and decoder, a
+    different selection, recorded in the encoder settings; greedy reconstructs better."""
     _, img, res = tiny_file
-    cfg = codec.CodecConfig(fit_steps=100, finetune_steps=2, chunk=50, greedy=True)
-    g = codec.compress(img, tiny_model, cfg, progress=False)
-    assert g.stats["bytes"] == res.stats["bytes"]
-    assert g.data != res.data
-    dec, _ = codec.decompress(g.data, tiny_model)
-    np.testing.assert_array_equal(dec, g.image)
-    assert g.stats["psnr"] > res.stats["psnr"], (g.stats["psnr"], res.stats["psnr"])
-    assert codec.encoder_settings(cfg)["greedy"] is True
-    assert "greedy" not in codec.encoder_settings(codec.CodecConfig(greedy=False))
+    assert codec.CodecConfig().greedy
+    cfg = codec.CodecConfig(fit_steps=100, finetune_steps=2, chunk=50, greedy=False)
+    s = codec.compress(img, tiny_model, cfg, progress=False)
+    assert s.stats["bytes"] == res.stats["bytes"]
+    assert s.data != res.data
+    dec, _ = codec.decompress(s.data, tiny_model)
+    np.testing.assert_array_equal(dec, s.image)
+    assert res.stats["psnr"] > s.stats["psnr"], (res.stats["psnr"], s.stats["psnr"])
+    assert codec.encoder_settings(cfg)["greedy"] is False
+    assert codec.encoder_settings(codec.CodecConfig())["greedy"] is True
 
 
 def test_unsupported_bpp_is_a_clear_error():
@@ -468,6 +500,11 @@ def test_cli_end_to_end(tiny_file, tmp_path, capsys):
     assert cli.main(["decompress", str(out), str(dec), "--model", str(mpath)]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(dec)), np.asarray(Image.open(rec)))
     assert "bpp" in capsys.readouterr().out
+    sampled = tmp_path / "s.jrec"  # --sample: ORC's samples instead of the greedy candidates
+    assert cli.main(["compress", src, str(sampled), "--model", str(mpath), "--steps", "20",
+                     "--finetune-steps", "1", "--quiet", "--sample"]) == 0
+    assert sampled.stat().st_size == out.stat().st_size and sampled.read_bytes() != out.read_bytes()
+    assert cli.main(["decompress", str(sampled), str(dec), "--model", str(mpath)]) == 0
 
 
 @pytest.mark.parametrize("case", ["unreadable", "grey", "rgba", "empty", "missing"])
