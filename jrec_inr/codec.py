@@ -78,11 +78,11 @@ class CodecConfig(NamedTuple):
         format are the same. +0.10 dB at 0.3 bpp (``jrec_inr/models/README.md``).
     """
 
-    fit_steps: int = 1500
+    fit_steps: int = 3000
     finetune_steps: int = 12
     seed: int = 0
     init_std_ratio: float = 0.5
-    fit: FitConfig = FitConfig()
+    fit: FitConfig = FitConfig(stratified=True)
     chunk: int = 50
     block_kl: float | None = None
     greedy: bool = True
