@@ -39,14 +39,14 @@ def kernel(*, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> K
     """ORC as a :class:`~jrec.core.Kernel`: PFR's search with a fixed budget (see :func:`encode`)."""
     if not (isinstance(kappa, int) and 0 <= kappa <= 30):
         raise ValueError(f"kappa must be an int in [0, 30], got {kappa!r}")
+    if not isinstance(greedy, bool):
+        raise ValueError(f"greedy must be a bool, got {greedy!r}")
     budget = 2**kappa
     chunk = min(chunk_size, budget) if isinstance(chunk_size, int) else chunk_size
 
     def result(_ctx, s):
         return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
 
-    if not isinstance(greedy, bool):
-        raise ValueError(f"greedy must be a bool, got {greedy!r}")
     return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode,
                          score=_greedy_score if greedy else None)
 

@@ -91,7 +91,8 @@ class CodecConfig(NamedTuple):
 #: Version of the encoder's fitting code: a new version codes the same image with the same
 #: settings differently (the decoder and the file format are unchanged). 1: JAX's
 #: ``jnp.sin`` and threefry normals in the fit; 2: :mod:`jrec_inr.fastmath` (2.0-2.3x faster steps);
-#: 3: ``CodecConfig.greedy`` (an option, on by default; versions 1-2 sent ORC's sample).
+#: 3: ``CodecConfig.greedy`` and ``FitConfig.stratified`` (options, both on by default in
+#: ``CodecConfig``; versions 1-2 sent ORC's sample and drew pixels independently).
 ENCODER_VERSION = 3
 
 
