@@ -27,7 +27,7 @@ import time
 
 import jax
 
-from jrec_inr import cli, codec
+from jrec_inr import cli, codec, data
 from jrec_inr.prior import ModelError, load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,23 +67,24 @@ def main():
         with open(a.out) as f:
             old = json.load(f)
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
-    t0 = time.perf_counter()
-    try:  # evaluate refuses an image every model of its rate saw, before coding anything
-        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps)
-        res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
-                           baselines=True, time_budget=a.time_budget, models=models, progress=False)
-    except ModelError as e:
-        raise SystemExit(f"error: {e}") from None
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                      "jax": jax.__version__, "backend": jax.default_backend()}
     command = "python benchmarks/rd_kodak.py " + " ".join(
         [f"--images {' '.join(map(str, a.images))}", f"--bpp {' '.join(map(str, a.bpp))}",
          f"--steps {a.steps}", f"--finetune-steps {a.finetune_steps}"]
         + ([f"--fold-models {' '.join(a.fold_models)}"] if a.fold_models else []))
-    res["commands"] = [c for c in commands if c != command] + [command]
+    # in every write of the JSON, so that a run cut short keeps them
+    extra = {"commands": [c for c in commands if c != command] + [command],
+             "machine": {"cpu": platform.processor() or platform.machine(),
+                         "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}}
+    t0 = time.perf_counter()
+    try:  # evaluate refuses an image every model of its rate saw, before coding anything
+        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps)
+        res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
+                           baselines=True, time_budget=a.time_budget, models=models, progress=False,
+                           extra=extra)
+    except ModelError as e:
+        raise SystemExit(f"error: {e}") from None
     res["wall_seconds_this_run"] = round(time.perf_counter() - t0, 1)
-    with open(a.out, "w") as f:
-        json.dump(res, f, indent=1)
+    data.atomic_write(a.out, json.dumps(res, indent=1).encode())
     print(json.dumps(res["results"], indent=1))
 
 

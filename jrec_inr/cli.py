@@ -115,7 +115,7 @@ def _machine() -> str:
 
 
 def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, models=None,
-             time_budget=None, progress=False, log=print) -> dict:
+             time_budget=None, progress=False, log=print, extra=None) -> dict:
     """Compress, write, read back and decode every image at every bit rate; CompressAI-style JSON.
 
     Args:
@@ -133,6 +133,8 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
       models: optional ``{bpp: Model or [Model, ...]}``: each image is coded with the first
         of its rate's models that did not see it in training (cross-validation folds);
         an image every candidate saw is an error (no figure from a prior that saw it).
+      extra: top-level fields added to every JSON written (e.g. a benchmark's command
+        list and machine), so that a run stopped part-way still records them.
     """
     from jrec_inr import codec, data, metrics
     from jrec_inr.codec import CodecConfig
@@ -195,12 +197,12 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
                     b = metrics.match_bpp(orig, c, row["bpp"])
                     b.update(image=name, target_bpp=bpp)
                     base.append(b)
-            result = _summary(rows, base, cfg, stopped=False)
+            result = {**_summary(rows, base, cfg, stopped=False), **(extra or {})}
             if out:
                 data.atomic_write(out, json.dumps(result, indent=1).encode())
         if stopped:
             break
-    result = _summary(rows, base, cfg, stopped=stopped)
+    result = {**_summary(rows, base, cfg, stopped=stopped), **(extra or {})}
     if out:
         data.atomic_write(out, json.dumps(result, indent=1).encode())
     if plot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -588,10 +589,12 @@ def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_pat
     out = str(tmp_path / "rd.json")
     coded = []
     kw = dict(out=out, cfg=codec.CodecConfig(fit_steps=10, finetune_steps=0), progress=False,
-              log=coded.append)
+              log=coded.append, extra={"commands": ["python benchmarks/rd_kodak.py ..."]})
     r1 = cli.evaluate([src], [0.5], models={0.5: tiny_model}, **kw)
     row = r1["per_image"][0]
     assert row["model_digest"] == tiny_model.digest() and row["linear"] and len(coded) == 1
+    with open(out) as f:  # the caller's fields are in the file
+        assert json.load(f)["commands"] == kw["extra"]["commands"]
     cli.evaluate([src], [0.5], models={0.5: tiny_model}, **kw)  # resumed: nothing recoded
     assert len(coded) == 1
     other = tiny_model._replace(mix=tiny_model.mix * 1.01)
