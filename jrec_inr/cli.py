@@ -197,12 +197,12 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
                     b = metrics.match_bpp(orig, c, row["bpp"])
                     b.update(image=name, target_bpp=bpp)
                     base.append(b)
-            result = {**_summary(rows, base, cfg, stopped=False), **(extra or {})}
+            result = _summary(rows, base, cfg, stopped=False, extra=extra)
             if out:
                 data.atomic_write(out, json.dumps(result, indent=1).encode())
         if stopped:
             break
-    result = {**_summary(rows, base, cfg, stopped=stopped), **(extra or {})}
+    result = _summary(rows, base, cfg, stopped=stopped, extra=extra)
     if out:
         data.atomic_write(out, json.dumps(result, indent=1).encode())
     if plot:
@@ -259,7 +259,8 @@ def rd_means(rows, base) -> tuple[dict, dict]:
     return res, baselines
 
 
-def _summary(rows, base, cfg, stopped) -> dict:
+def _summary(rows, base, cfg, stopped, extra=None) -> dict:
+    """The JSON :func:`evaluate` writes; ``extra``'s fields are added last (they win)."""
     res, baselines = rd_means(rows, base)
     out = {"name": "jrec-combiner", "description": f"COMBINER (Bayesian SIREN + ORC), {cfg.fit_steps} fit "
            f"steps, {cfg.finetune_steps} fine-tuning steps per block (this run; each row records its "
@@ -267,7 +268,7 @@ def _summary(rows, base, cfg, stopped) -> dict:
            "results": res, "per_image": rows, "baselines_per_image": base, "time_budget_hit": stopped}
     if base:
         out["baselines"] = baselines
-    return out
+    return {**out, **(extra or {})}
 
 
 def cmd_eval(args) -> int:
