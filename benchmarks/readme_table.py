@@ -26,10 +26,12 @@ def _model_kind(row) -> str:
 
 def _encoder_label(row) -> str:
     """An RD row's encoder: code version, fitting steps + fine-tuning steps per block, and
-    from version 3 on whether blocks send their greedy candidate or ORC's sample."""
+    from version 3 on whether blocks send their greedy candidate or ORC's sample, from
+    version 4 on the fine-tuning's learning-rate multiplier."""
     e = row["encoder"]  # every row records it (rows from before version 2 were backfilled)
     how = "" if "greedy" not in e else (", greedy" if e["greedy"] else ", sample")
-    return f"v{e['version']}: {e['fit_steps']} + {e['finetune_steps']}/block{how}"
+    lr = f" at {e['finetune_lr']:g}x lr" if "finetune_lr" in e else ""
+    return f"v{e['version']}: {e['fit_steps']} + {e['finetune_steps']}/block{lr}{how}"
 
 
 def render(data) -> str:
@@ -233,7 +235,8 @@ def render_rd(data) -> str:
         "",
         "Encoder: the fitting code's version (`jrec_inr.codec.ENCODER_VERSION`; 1: `jnp.sin` and "
         "threefry noise, 2: `jrec_inr.fastmath`, 3: blocks send their greedy candidate, "
-        "`CodecConfig.greedy`; ORC's sample before), fitting steps + fine-tuning steps per coded block.",
+        "`CodecConfig.greedy`; ORC's sample before; 4: fine-tuning at a fraction of the fitting's "
+        "learning rate, `CodecConfig.finetune_lr`), fitting steps + fine-tuning steps per coded block.",
         "",
         "| target bpp | model | encoder | images | bpp | PSNR dB | MS-SSIM | JPEG dB | WebP dB | "
         "JPEG 2000 dB | encode s | decode s |",

@@ -32,7 +32,8 @@ __all__ = ["main", "evaluate"]
 def _codec_config(args):
     from jrec_inr.codec import CodecConfig
 
-    given = {"fit_steps": args.steps, "finetune_steps": args.finetune_steps, "seed": args.seed}
+    given = {"fit_steps": args.steps, "finetune_steps": args.finetune_steps,
+             "finetune_lr": args.finetune_lr, "seed": args.seed}
     cfg = CodecConfig(**{k: v for k, v in given.items() if v is not None})
     return cfg._replace(greedy=False) if args.sample else cfg
 
@@ -298,6 +299,8 @@ def _parser() -> argparse.ArgumentParser:
                        "jrec_inr.codec.CodecConfig's)")
         q.add_argument("--finetune-steps", type=int, help="fine-tuning steps after each block (default: "
                        "CodecConfig's)")
+        q.add_argument("--finetune-lr", type=float, help="learning-rate multiplier of the fine-tuning "
+                       "steps (default: CodecConfig's)")
         q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
         q.add_argument("--sample", action="store_true", help="send ORC's sample of each block's posterior "
                        "instead of its largest-ratio candidate (the encoder before version 3)")
