@@ -1,7 +1,8 @@
 """Rate-distortion of the COMBINER codec on full-resolution Kodak images (JSON + PNG).
 
     python benchmarks/rd_kodak.py [--images 1 2 3 4 5 6] [--bpp 0.1 0.3 0.6]
-                                  [--steps N] [--finetune-steps N] [--time-budget 5400]
+                                  [--steps N] [--finetune-steps N] [--finetune-lr X]
+                                  [--time-budget 5400]
                                   [--fold-models other-fold/bpp0.3.npz ...]
 
 Codes each image with the bundled model of each bit rate (trained on DIV2K and
@@ -41,6 +42,7 @@ def main():
     defaults = codec.CodecConfig()
     ap.add_argument("--steps", type=int, default=defaults.fit_steps)
     ap.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps)
+    ap.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--fold-models", nargs="*", default=[],
                     help="models of the same rates trained on other folds (.npz)")
@@ -69,7 +71,7 @@ def main():
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
     command = "python benchmarks/rd_kodak.py " + " ".join(
         [f"--images {' '.join(map(str, a.images))}", f"--bpp {' '.join(map(str, a.bpp))}",
-         f"--steps {a.steps}", f"--finetune-steps {a.finetune_steps}"]
+         f"--steps {a.steps}", f"--finetune-steps {a.finetune_steps}", f"--finetune-lr {a.finetune_lr:g}"]
         + ([f"--fold-models {' '.join(a.fold_models)}"] if a.fold_models else []))
     # in every write of the JSON, so that a run cut short keeps them
     extra = {"commands": [c for c in commands if c != command] + [command],
@@ -77,7 +79,7 @@ def main():
                          "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}}
     t0 = time.perf_counter()
     try:  # evaluate refuses an image every model of its rate saw, before coding anything
-        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps)
+        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps, finetune_lr=a.finetune_lr)
         res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
                            baselines=True, time_budget=a.time_budget, models=models, progress=False,
                            extra=extra)
