@@ -343,7 +343,7 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
                          f"got {cfg.block_kl!r}")
     lr = cfg.finetune_lr
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise CodecError(f"finetune_lr must be a positive number, got {cfg.finetune_lr!r}")
+        raise CodecError(f"finetune_lr must be a positive number, got {lr!r}")
     arch = model.arch
     layout = layout_of(arch)
     patches = data.to_patches(image, arch.patch)
