@@ -2,6 +2,7 @@
 
     python benchmarks/rd_kodak.py [--images 1 2 3 4 5 6] [--bpp 0.1 0.3 0.6]
                                   [--steps N] [--finetune-steps N] [--finetune-lr X]
+                                  [--seed S] [--sample]
                                   [--time-budget 5400]
                                   [--fold-models other-fold/bpp0.3.npz ...]
 
@@ -39,10 +40,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     ap.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6])
-    defaults = codec.CodecConfig()
-    ap.add_argument("--steps", type=int, default=defaults.fit_steps)
-    ap.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps)
-    ap.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
+    cli._add_coding_options(ap)  # the encoder's options, as jrec-inr compress / eval take them
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--fold-models", nargs="*", default=[],
                     help="models of the same rates trained on other folds (.npz)")
@@ -69,9 +67,12 @@ def main():
         with open(a.out) as f:
             old = json.load(f)
         commands = old.get("commands") or ([old["command"]] if "command" in old else [])
-    command = "python benchmarks/rd_kodak.py " + " ".join(
+    cfg = cli._codec_config(a)
+    command = "python benchmarks/rd_kodak.py " + " ".join(  # with the encoder's settings resolved
         [f"--images {' '.join(map(str, a.images))}", f"--bpp {' '.join(map(str, a.bpp))}",
-         f"--steps {a.steps}", f"--finetune-steps {a.finetune_steps}", f"--finetune-lr {a.finetune_lr:g}"]
+         f"--steps {cfg.fit_steps}", f"--finetune-steps {cfg.finetune_steps}",
+         f"--finetune-lr {cfg.finetune_lr:g}"]
+        + ([f"--seed {cfg.seed}"] if cfg.seed else []) + ([] if cfg.greedy else ["--sample"])
         + ([f"--fold-models {' '.join(a.fold_models)}"] if a.fold_models else []))
     # in every write of the JSON, so that a run cut short keeps them
     extra = {"commands": [c for c in commands if c != command] + [command],
@@ -79,7 +80,6 @@ def main():
                          "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}}
     t0 = time.perf_counter()
     try:  # evaluate refuses an image every model of its rate saw, before coding anything
-        cfg = defaults._replace(fit_steps=a.steps, finetune_steps=a.finetune_steps, finetune_lr=a.finetune_lr)
         res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
                            baselines=True, time_budget=a.time_budget, models=models, progress=False,
                            extra=extra)

@@ -29,6 +29,20 @@ import numpy as np
 __all__ = ["main", "evaluate"]
 
 
+def _add_coding_options(q) -> None:
+    """The encoder's options (a :class:`~jrec_inr.codec.CodecConfig`; read back by
+    :func:`_codec_config`), shared by ``compress``, ``eval`` and ``benchmarks/rd_kodak.py``."""
+    q.add_argument("--steps", type=int, help="fitting steps before coding (default: "
+                   "jrec_inr.codec.CodecConfig's)")
+    q.add_argument("--finetune-steps", type=int, help="fine-tuning steps after each block (default: "
+                   "CodecConfig's)")
+    q.add_argument("--finetune-lr", type=float, help="learning-rate multiplier of the fine-tuning "
+                   "steps (default: CodecConfig's)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
+    q.add_argument("--sample", action="store_true", help="send ORC's sample of each block's posterior "
+                   "instead of its largest-ratio candidate (the encoder before version 3)")
+
+
 def _codec_config(args):
     from jrec_inr.codec import CodecConfig
 
@@ -294,17 +308,6 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrec-inr", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def coding_opts(q):
-        q.add_argument("--steps", type=int, help="fitting steps before coding (default: "
-                       "jrec_inr.codec.CodecConfig's)")
-        q.add_argument("--finetune-steps", type=int, help="fine-tuning steps after each block (default: "
-                       "CodecConfig's)")
-        q.add_argument("--finetune-lr", type=float, help="learning-rate multiplier of the fine-tuning "
-                       "steps (default: CodecConfig's)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the shared key (stored in the file)")
-        q.add_argument("--sample", action="store_true", help="send ORC's sample of each block's posterior "
-                       "instead of its largest-ratio candidate (the encoder before version 3)")
-        q.add_argument("--quiet", action="store_true", help="no progress bars")
 
     c = sub.add_parser("compress", help="image -> .jrec")
     c.add_argument("image", nargs="?", default=demo_image(), help="RGB image (default: bundled demo crop)")
@@ -313,7 +316,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model .npz instead of the bundled one for --bpp")
     c.add_argument("--recon", help="also write the reconstruction (PNG)")
     c.add_argument("--json", help="write the encoder's statistics (JSON)")
-    coding_opts(c)
+    _add_coding_options(c)
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help=".jrec -> PNG")
@@ -364,7 +368,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", help="RD plot (PNG)")
     e.add_argument("--baselines", action="store_true", help="JPEG / WebP / JPEG 2000 at matched bpp")
     e.add_argument("--time-budget", type=float, help="seconds; no new image starts after it")
-    coding_opts(e)
+    _add_coding_options(e)
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval)
     return p
 
