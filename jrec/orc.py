@@ -47,8 +47,9 @@ def kernel(*, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> K
     def result(_ctx, s):
         return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
 
+    # the greedy score ignores arrival times: they are not drawn (the candidates are the same)
     return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode,
-                         score=_greedy_score if greedy else None)
+                         score=_greedy_score if greedy else None, timed=not greedy)
 
 
 def _greedy_score(_log_t, _x, log_r):

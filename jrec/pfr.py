@@ -39,15 +39,19 @@ def _score(log_t, _x, lr):
 
 
 def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode,
-                  score=None) -> Kernel:
+                  score=None, timed: bool = True) -> Kernel:
     """The candidate search selecting ``argmin_n log T_n - log r(X_n)`` (PFR, ORC).
 
     ``stopping``: stop once ``T_n / sup r`` exceeds the best value (PFR, exact);
     otherwise examine all ``max_steps`` candidates (ORC, fixed budget).
     ``score(log_t, x, log_r)``: the minimised score (default ``log_t - log_r``).
+    ``timed=False``: ``score`` ignores ``log_t`` (no arrival times are drawn; needs
+    ``stopping=False``).
     """
     score = _score if score is None else score
     poisson.check_search_options(max_steps, chunk_size)
+    if stopping and not timed:
+        raise ValueError("the stopping rule needs arrival times (timed=True)")
 
     def prepare(target, proposal):
         return density_ratio(target, proposal), sampling_distribution(proposal, target)
@@ -58,7 +62,8 @@ def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, de
     def step(key, ctx, s):
         ratio, p = ctx
         return poisson.search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
-                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None)
+                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None,
+                                   timed=timed)
 
     def running(_ctx, s):
         return poisson.search_running(s, max_steps)

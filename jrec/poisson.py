@@ -117,18 +117,26 @@ def search_step(
     log_bound=None,
     time_scale=1.0,
     log_cap=None,
+    timed: bool = True,
 ) -> SearchState:
     """Examine the next ``chunk_size`` candidates (one loop iteration of :func:`search`).
 
     ``log_cap`` (mode ``"first"``): candidates arriving after ``exp(log_cap)`` are
     not counted in ``steps`` (a parallel shard stops there).
+    ``timed=False``: the score ignores arrival times (``log_t`` is passed as NaN), so
+    they are not drawn; the state's ``t`` stays 0 and ``best_log_t`` NaN. The
+    candidates ``X_n`` are the same either way.
     """
     dtype = s.t.dtype
     inf = jnp.asarray(jnp.inf, dtype)
     ns = s.n + jnp.arange(1, chunk_size + 1, dtype=jnp.int32)
-    e, x = candidates(key, ns, proposal, dtype)
-    times, t, comp = arrival_times(s.t, s.comp, e * time_scale)
-    log_t = jnp.log(times)
+    if timed:
+        e, x = candidates(key, ns, proposal, dtype)
+        times, t, comp = arrival_times(s.t, s.comp, e * time_scale)
+        log_t = jnp.log(times)
+    else:
+        x = jax.vmap(lambda n: candidate_sample(key, n, proposal))(ns)
+        t, comp, log_t = s.t, s.comp, jnp.full(ns.shape, jnp.nan, dtype)
     lr = jax.vmap(log_ratio)(x)
     sc = score(log_t, x, lr)
     valid = ns <= max_steps

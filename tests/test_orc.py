@@ -58,7 +58,8 @@ def test_orc_is_pfr_truncated():
 
 def test_orc_greedy_picks_the_largest_ratio():
     """``greedy=True``: the index of the largest density ratio among the 2^kappa shared
-    candidates (checked by brute force), independent of the chunk size, decoded like ORC's."""
+    candidates (checked by brute force; its search skips the arrival times), independent
+    of the chunk size, decoded like ORC's."""
     d, kappa, n = 6, 10, 40
     t = distrax.MultivariateNormalDiag(jnp.linspace(-0.8, 0.8, d), jnp.full(d, 0.4))
     p = distrax.MultivariateNormalDiag(jnp.zeros(d), jnp.ones(d))
@@ -80,3 +81,7 @@ def test_orc_greedy_picks_the_largest_ratio():
     assert np.mean(log_r.max(axis=1) - orc_lr) > 0.5  # nats
     with pytest.raises(ValueError, match="greedy"):
         jrec.orc.kernel(kappa=4, greedy=1)
+    # (the greedy search draws no arrival times; a stopping rule cannot do without them)
+    with pytest.raises(ValueError, match="arrival times"):
+        jrec.pfr.argmin_kernel(max_steps=8, chunk_size=4, stopping=True, result=None, decode=None,
+                               timed=False)
