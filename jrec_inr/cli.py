@@ -308,7 +308,6 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrec-inr", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-
     c = sub.add_parser("compress", help="image -> .jrec")
     c.add_argument("image", nargs="?", default=demo_image(), help="RGB image (default: bundled demo crop)")
     c.add_argument("out", nargs="?", default="demo.jrec", help="output .jrec file")
