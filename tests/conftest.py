@@ -1,4 +1,12 @@
-"""Shared (target, proposal) pairs with scipy reference distributions."""
+"""Shared (target, proposal) pairs with scipy reference distributions.
+
+With ``JREC_COMPILE_REPORT=1`` in the environment the run ends with a table of XLA compile
+time per test (tracing, lowering and backend compilation, from ``jax.monitoring``) beside
+the test's duration: the data for keeping the suite's time down.
+"""
+
+import collections
+import os
 
 import distrax
 import jax
@@ -53,3 +61,58 @@ def pytest_collection_modifyitems(config, items):
     order, so the two workers then finish on short tests and neither waits for the other
     on a minute-long test at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # (stable)
+
+
+# -- opt-in compile-time report (JREC_COMPILE_REPORT=1) -----------------------------------
+
+_COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+                   "/jax/core/compile/jaxpr_trace_duration": "trace",
+                   "/jax/compilation_cache/compile_time_saved_sec": "cache_saved"}
+_compile_seconds = collections.Counter()
+_compile_seen = collections.Counter()
+_REPORT = bool(os.environ.get("JREC_COMPILE_REPORT"))
+
+
+def _on_duration(event, duration, **_):
+    if event in _COMPILE_EVENTS:
+        _compile_seconds[_COMPILE_EVENTS[event]] += duration
+
+
+if _REPORT:
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the compile seconds spent since the previous phase (setup, call, teardown) of
+    this worker to the phase's report (``user_properties`` travel back from xdist workers)."""
+    outcome = yield
+    if _REPORT:
+        delta = {k: v - _compile_seen[k] for k, v in _compile_seconds.items()}
+        _compile_seen.update(delta)
+        outcome.get_result().user_properties.append(("compile_seconds", delta))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _REPORT:
+        return
+    per_test = collections.defaultdict(lambda: collections.Counter())
+    for reports in terminalreporter.stats.values():
+        for r in reports:
+            props = dict(getattr(r, "user_properties", ()))
+            if "compile_seconds" in props and hasattr(r, "duration"):
+                c = per_test[r.nodeid]
+                c.update(props["compile_seconds"])
+                c["duration"] += r.duration
+    total = sum(per_test.values(), collections.Counter())
+    tr = terminalreporter
+    tr.write_sep("=", "XLA compile time (JREC_COMPILE_REPORT)")
+    comp = total["backend"] + total["lower"] + total["trace"]
+    tr.write_line(f"tests {len(per_test)}: duration {total['duration']:.0f} s, compile {comp:.0f} s "
+                  f"(backend {total['backend']:.0f}, lowering {total['lower']:.0f}, tracing "
+                  f"{total['trace']:.0f}); persistent cache saved {total['cache_saved']:.0f} s")
+    rows = sorted(per_test.items(), key=lambda kv: -kv[1]["duration"])[:40]
+    for nodeid, c in rows:
+        comp = c["backend"] + c["lower"] + c["trace"]
+        tr.write_line(f"{c['duration']:7.1f} s  compile {comp:6.1f} s  {nodeid}")
