@@ -2,7 +2,8 @@
 
 With ``JREC_COMPILE_REPORT=1`` in the environment the run ends with a table of XLA compile
 time per test (tracing, lowering and backend compilation, from ``jax.monitoring``) beside
-the test's duration: the data for keeping the suite's time down.
+the test's duration: the data for keeping the suite's time down. Only this process's
+compiles are seen, not those of tests that run a subprocess (test_shard, the notebooks).
 """
 
 import collections
@@ -97,7 +98,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter):
     if not _REPORT:
         return
-    per_test = collections.defaultdict(lambda: collections.Counter())
+    per_test = collections.defaultdict(collections.Counter)
     for reports in terminalreporter.stats.values():
         for r in reports:
             props = dict(getattr(r, "user_properties", ()))
