@@ -70,8 +70,7 @@ _COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend",
                    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
                    "/jax/core/compile/jaxpr_trace_duration": "trace",
                    "/jax/compilation_cache/compile_time_saved_sec": "cache_saved"}
-_compile_seconds = collections.Counter()
-_compile_seen = collections.Counter()
+_compile_seconds = collections.Counter()  # since the last test phase of this process
 _REPORT = bool(os.environ.get("JREC_COMPILE_REPORT"))
 
 
@@ -90,9 +89,12 @@ def pytest_runtest_makereport(item, call):
     this worker to the phase's report (``user_properties`` travel back from xdist workers)."""
     outcome = yield
     if _REPORT:
-        delta = {k: v - _compile_seen[k] for k, v in _compile_seconds.items()}
-        _compile_seen.update(delta)
-        outcome.get_result().user_properties.append(("compile_seconds", delta))
+        outcome.get_result().user_properties.append(("compile_seconds", dict(_compile_seconds)))
+        _compile_seconds.clear()
+
+
+def _compiling(c):
+    return c["backend"] + c["lower"] + c["trace"]
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -109,11 +111,10 @@ def pytest_terminal_summary(terminalreporter):
     total = sum(per_test.values(), collections.Counter())
     tr = terminalreporter
     tr.write_sep("=", "XLA compile time (JREC_COMPILE_REPORT)")
-    comp = total["backend"] + total["lower"] + total["trace"]
-    tr.write_line(f"tests {len(per_test)}: duration {total['duration']:.0f} s, compile {comp:.0f} s "
-                  f"(backend {total['backend']:.0f}, lowering {total['lower']:.0f}, tracing "
-                  f"{total['trace']:.0f}); persistent cache saved {total['cache_saved']:.0f} s")
+    tr.write_line(f"tests {len(per_test)}: duration {total['duration']:.0f} s, "
+                  f"compile {_compiling(total):.0f} s (backend {total['backend']:.0f}, lowering "
+                  f"{total['lower']:.0f}, tracing {total['trace']:.0f}); persistent cache saved "
+                  f"{total['cache_saved']:.0f} s")
     rows = sorted(per_test.items(), key=lambda kv: -kv[1]["duration"])[:40]
     for nodeid, c in rows:
-        comp = c["backend"] + c["lower"] + c["trace"]
-        tr.write_line(f"{c['duration']:7.1f} s  compile {comp:6.1f} s  {nodeid}")
+        tr.write_line(f"{c['duration']:7.1f} s  compile {_compiling(c):6.1f} s  {nodeid}")
