@@ -1,12 +1,17 @@
-"""Shared (target, proposal) pairs with scipy reference distributions.
+"""Shared (target, proposal) pairs with scipy reference distributions, and shared coders.
 
-With ``JREC_COMPILE_REPORT=1`` in the environment the run ends with a table of XLA compile
-time per test (tracing, lowering and backend compilation, from ``jax.monitoring``) beside
-the test's duration: the data for keeping the suite's time down. Only this process's
-compiles are seen, not those of tests that run a subprocess (test_shard, the notebooks).
+With ``JREC_COMPILE_REPORT=1`` in the environment the run ends with tables of XLA compile
+time per file and per test (tracing, lowering and backend compilation, from
+``jax.monitoring``) and the number of programs compiled, beside the durations: the data
+for keeping the suite's time down (``JREC_COMPILE_REPORT=path.json`` also writes every
+test's figures to that file). Only this process's compiles are seen, not those of tests
+that run a subprocess (test_shard, the notebooks). Programs read from the persistent
+compilation cache are counted too: their backend time is the read, and ``cache_saved``
+the compile time they saved.
 """
 
 import collections
+import functools
 import os
 
 import distrax
@@ -15,6 +20,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import jrec
 from jrec import dists
 
 jax.config.update("jax_platforms", "cpu")
@@ -49,6 +55,26 @@ def pair(request):
     return request.param, PAIRS[request.param]
 
 
+STD_NORMAL = distrax.Normal(0.0, 1.0)
+
+
+@functools.cache
+def coders(method, **opts):
+    """``(encode, decode)``: ``method``'s pure encoder and decoder, jitted and vmapped over
+    a batch of keys and targets (encode) or indices (decode), with the N(0, 1) proposal.
+
+    Shared by the tests that need a plain batched coder (batch-size, jit and chunk-size
+    invariance, the checked API and the refill runner against plain vmap): compiling
+    dominates the suite's time, and one jitted function per (sampler, options) is
+    compiled once per batch shape in a worker, and is the same program for the
+    persistent compilation cache across workers.
+    """
+    s = jrec.get(method)
+    encode = jax.jit(jax.vmap(lambda k, t: s.encode(k, t, STD_NORMAL, **opts)))
+    decode = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, STD_NORMAL)))
+    return encode, decode
+
+
 def keys(n, seed=0):
     return jax.random.split(jax.random.PRNGKey(seed), n)
 
@@ -71,12 +97,15 @@ _COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend",
                    "/jax/core/compile/jaxpr_trace_duration": "trace",
                    "/jax/compilation_cache/compile_time_saved_sec": "cache_saved"}
 _compile_seconds = collections.Counter()  # since the last test phase of this process
-_REPORT = bool(os.environ.get("JREC_COMPILE_REPORT"))
+_REPORT = os.environ.get("JREC_COMPILE_REPORT", "")
+_REPORT_JSON = _REPORT if _REPORT.endswith(".json") else None  # also every test's figures in a file
 
 
 def _on_duration(event, duration, **_):
     if event in _COMPILE_EVENTS:
         _compile_seconds[_COMPILE_EVENTS[event]] += duration
+        if event == "/jax/core/compile/backend_compile_duration":
+            _compile_seconds["programs"] += 1
 
 
 if _REPORT:
@@ -111,10 +140,20 @@ def pytest_terminal_summary(terminalreporter):
     total = sum(per_test.values(), collections.Counter())
     tr = terminalreporter
     tr.write_sep("=", "XLA compile time (JREC_COMPILE_REPORT)")
-    tr.write_line(f"tests {len(per_test)}: duration {total['duration']:.0f} s, "
-                  f"compile {_compiling(total):.0f} s (backend {total['backend']:.0f}, lowering "
-                  f"{total['lower']:.0f}, tracing {total['trace']:.0f}); persistent cache saved "
-                  f"{total['cache_saved']:.0f} s")
-    rows = sorted(per_test.items(), key=lambda kv: -kv[1]["duration"])[:40]
-    for nodeid, c in rows:
-        tr.write_line(f"{c['duration']:7.1f} s  compile {_compiling(c):6.1f} s  {nodeid}")
+    tr.write_line(f"tests {len(per_test)}: duration {total['duration']:.0f} s, compile "
+                  f"{_compiling(total):.0f} s of {total['programs']:.0f} programs (backend "
+                  f"{total['backend']:.0f}, lowering {total['lower']:.0f}, tracing "
+                  f"{total['trace']:.0f}); persistent cache saved {total['cache_saved']:.0f} s")
+    if _REPORT_JSON:
+        import json
+
+        with open(_REPORT_JSON, "w") as f:
+            json.dump(dict(per_test), f, indent=0, sort_keys=True)
+    per_file = collections.defaultdict(collections.Counter)
+    for nodeid, c in per_test.items():
+        per_file[nodeid.split("::")[0]].update(c)
+    for title, table, n in (("file", per_file, None), ("test", per_test, 40)):
+        tr.write_line(f"-- by {title}:")
+        for name, c in sorted(table.items(), key=lambda kv: -kv[1]["duration"])[:n]:
+            tr.write_line(f"{c['duration']:7.1f} s  compile {_compiling(c):6.1f} s  "
+                          f"{c['programs']:5.0f} programs  {name}")

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import keys
+from conftest import coders, keys
 
 import jrec
 
@@ -26,17 +26,17 @@ def test_registry_lists_all_samplers():
 
 
 # one sampler per index kind and range check (the pure functions of every sampler are
-# tested in test_samplers.py, the refill runner behind the checked wrapper in test_batch.py)
+# tested in test_samplers.py, the refill runner behind the checked wrapper in test_batch.py);
+# the batch and options of test_bitstream.py's codes: the same compiled programs
 @pytest.mark.parametrize("method", ["pfr", "gprs_parallel", "gprs_bb", "astar_bb_dyadic", "orc", "astar_dl"])
 def test_checked_encode_decode_batch(method):
-    opts = {"kappa": 10} if method in ("orc", "astar_dl") else {}
-    t = distrax.Normal(jnp.linspace(-1, 1, 50), jnp.full(50, 0.3))
-    code = jrec.encode(keys(50), t, P, method=method, **opts)
-    x = jrec.decode(keys(50), code.index, P, method=method, **opts)
+    opts = {"orc": {"kappa": 12}, "astar_dl": {"kappa": 9}}.get(method, {})
+    t = distrax.Normal(jnp.linspace(-1, 1, 64), jnp.full(64, 0.3))
+    code = jrec.encode(keys(64), t, P, method=method, **opts)
+    x = jrec.decode(keys(64), code.index, P, method=method, **opts)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
     # the checked wrapper gives the same indices as the pure function
-    s = jrec.get(method)
-    pure = jax.jit(jax.vmap(lambda k, tt: s.encode(k, tt, P, **opts)))(keys(50), t)
+    pure = coders(method, **opts)[0](keys(64), t)
     np.testing.assert_array_equal(np.asarray(pure.index), np.asarray(code.index))
 
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import keys
+from conftest import coders, keys
 from scipy import stats
 
 import jrec
@@ -20,13 +20,20 @@ def _run(method, target, n, **opts):
     return code, np.asarray(code.num_steps, np.float64), bits
 
 
+def _run_batched(method, mq, sq, n):
+    """As :func:`_run` on ``N(mq, sq^2)`` with the target an argument (one compile per sampler)."""
+    code = coders(method)[0](keys(n), distrax.Normal(jnp.full(n, mq), jnp.full(n, sq)))
+    bits = np.asarray(jrec.coding.index_bits(method, code.index), np.float64)
+    return code, np.asarray(code.num_steps, np.float64), bits
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mq,sq", [(2.0, 0.1), (1.03, 0.001)])
 def test_dyadic_takes_fewer_steps_and_codes_shorter_than_split_on_sample(mq, sq):
     """The A* coding paper's claim: AD* beats AS* on both counts (same problems, same keys)."""
     t = distrax.Normal(mq, sq)
-    _, s_as, b_as = _run("astar_bb", t, 5000)
-    c, s_ad, b_ad = _run("astar_bb_dyadic", t, 5000)
+    _, s_as, b_as = _run_batched("astar_bb", mq, sq, 5000)
+    c, s_ad, b_ad = _run_batched("astar_bb_dyadic", mq, sq, 5000)
     assert bool(jnp.all(c.ok))
     for a, d in [(s_as, s_ad), (b_as, b_ad)]:
         se = np.sqrt(a.var() / a.size + d.var() / d.size)
@@ -41,14 +48,14 @@ def test_depth_limited_bias_shrinks_with_kappa():
     t = distrax.Normal(2.0, 0.25)  # KL = 4.2 bits
     ref = stats.norm(2.0, 0.25).cdf
     res = {}
+    decode = jax.jit(jax.vmap(lambda k, i: jrec.astar.decode_dl(k, i, P)))  # (needs no kappa)
     for kappa in (2, 4, 10):
         code, _, bits = _run("astar_dl", t, 6000, kappa=kappa)
         idx = np.asarray(code.index)
         assert bool(jnp.all(code.ok)) and idx.min() >= 1 and idx.max() < 2**kappa
         assert np.all(bits == kappa)  # fixed-width index
         res[kappa] = stats.kstest(np.asarray(code.sample), ref)
-        dec = jax.jit(jax.vmap(lambda k, i: jrec.astar.decode_dl(k, i, P)))(keys(6000), code.index)
-        np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+        np.testing.assert_array_equal(np.asarray(decode(keys(6000), code.index)), np.asarray(code.sample))
     d = {k: r.statistic for k, r in res.items()}
     assert res[2].pvalue < 1e-10 and d[2] > d[4] > d[10]
     assert res[10].pvalue > 1e-3

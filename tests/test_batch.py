@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import keys
+from conftest import coders, keys
 
 import jrec
 import jrec.batch
 
-OPTS = {"orc": {"kappa": 6}, "dither": {"step": 0.3}}
+OPTS = {"orc": {"kappa": 8}, "astar_dl": {"kappa": 8}, "dither": {"step": 0.3}}  # (as test_samplers')
 
 
 def _mixed_targets(n, method):
@@ -23,28 +23,31 @@ def _mixed_targets(n, method):
     return (lambda m, s: distrax.Normal(m, s)), (loc, scale)
 
 
-@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "gprs_bb_dyadic", "grs",
-                                    "grc_bb", "astar_bb", "astar_bb_dyadic", "orc", "astar_dl", "dither"])
-@pytest.mark.parametrize("lanes", [1, 7])  # one lane; lanes that do not divide the batch
-def test_refill_equals_vmap(method, lanes):
-    if method == "gprs_bb_dyadic" or (lanes == 1 and method == "grc_bb"):
-        # the runner, not the sampler, is under test: grc_bb runs the same jrec.bb kernel
-        pytest.skip("covered by grc_bb (same kernel) and the other samplers")
-    n = 120
+# The runner is under test, not the sampler: one sampler per kernel (gprs_bb_dyadic runs
+# grc_bb's jrec.bb kernel, astar_bb_dyadic and astar_dl astar_bb's with another split and
+# a depth limit). Lanes that do not divide the batch for each; one lane (each problem
+# refills the lane at once) for a sampler of each kind of loop: candidate search with a
+# stopping rule (pfr) and with a fixed budget (orc), branch and bound (gprs_bb), none (dither).
+LANES = {"pfr": (1, 7), "gprs_bb": (1, 7), "orc": (1, 7), "dither": (1, 7)}
+
+
+@pytest.mark.parametrize("method", ["pfr", "gprs", "gprs_parallel", "gprs_bb", "grs", "grc_bb", "astar_bb",
+                                    "orc", "dither"])
+def test_refill_equals_vmap(method):
+    n = 64
     make, params = _mixed_targets(n, method)
     params = params if isinstance(params, tuple) else (params,)
     p = distrax.Normal(0.0, 1.0)
-    s = jrec.get(method)
     opts = OPTS.get(method, {})
     ks = keys(n, seed=5)
-    plain = jax.jit(jax.vmap(lambda k, *a: s.encode(k, make(*a), p, **opts)))(ks, *params)
-    refill = jax.jit(lambda k, *a: jrec.batch.encode(method, k, jax.vmap(make)(*a) if method == "dither"
-                                                     else make(*a), p, lanes=lanes, **opts))
-    code = refill(ks, *params)
-    for name in ("index", "num_steps", "ok"):
-        np.testing.assert_array_equal(np.asarray(getattr(code, name)), np.asarray(getattr(plain, name)),
-                                      err_msg=name)
-    np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(plain.sample))
+    plain = coders(method, **opts)[0](ks, jax.vmap(make)(*params))
+    for lanes in LANES.get(method, (7,)):
+        refill = jax.jit(lambda k, *a, lanes=lanes: jrec.batch.encode(method, k, jax.vmap(make)(*a), p,
+                                                                      lanes=lanes, **opts))
+        code = refill(ks, *params)
+        for name in ("index", "num_steps", "ok", "sample"):
+            np.testing.assert_array_equal(np.asarray(getattr(code, name)), np.asarray(getattr(plain, name)),
+                                          err_msg=f"{name}, {lanes} lanes")
 
 
 def test_refill_stuck_lane_does_not_corrupt_others():
@@ -62,7 +65,7 @@ def test_refill_stuck_lane_does_not_corrupt_others():
     np.testing.assert_array_equal(np.asarray(code.index), np.asarray(plain.index))
 
 
-@pytest.mark.parametrize("method", ["gprs", "gprs_parallel"])
+@pytest.mark.parametrize("method", ["gprs"])  # (the blocks are the runner's: any kernel)
 def test_refill_in_blocks_equals_one_block(method):
     """Problems processed in blocks (bounded memory for the per-problem tables): same results."""
     n = 100

@@ -17,7 +17,7 @@ import jrec
 from jrec import bitstream as bs
 
 P = distrax.Normal(0.0, 1.0)
-N = 40
+N = 64  # (test_api.py's checked batch: the same compiled programs)
 T = distrax.Normal(jnp.linspace(-1, 1, N), jnp.full(N, 0.3))
 
 

@@ -126,21 +126,22 @@ def test_grouping_respects_kl_budget():
 def test_linear_reparameterisation_is_h_times_a():
     coords = patch_coords(8)
     lin = Arch(hidden=8, depth=2, num_freqs=2, patch=8, linear=True)
-    v = BayesianSiren(lin).init(jax.random.key(0), coords)
+    v = jax.jit(BayesianSiren(lin).init)(jax.random.key(0), coords)
     assert set(v) == {"params", "mix"}
     # A = I (the initialisation): exactly the plain COMBINER network, means and samples
     plain = BayesianSiren(lin._replace(linear=False))
+    lin_apply, plain_apply = jax.jit(BayesianSiren(lin).apply), jax.jit(plain.apply)  # (not op by op)
     for key in (None, jax.random.key(1)):
-        np.testing.assert_array_equal(np.asarray(BayesianSiren(lin).apply(v, coords, key)),
-                                      np.asarray(plain.apply({"params": v["params"]}, coords, key)))
+        np.testing.assert_array_equal(np.asarray(lin_apply(v, coords, key)),
+                                      np.asarray(plain_apply({"params": v["params"]}, coords, key)))
     # any A: the network of the weights [W; b] = H A (posterior means)
     rng = np.random.default_rng(0)
     mix = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), jnp.float32), v["mix"])
     params = {name: dict(layer, kernel_mean=layer["kernel_mean"] @ mix[name]["A"],
                          bias_mean=layer["bias_mean"] @ mix[name]["A"])
               for name, layer in v["params"].items()}
-    mixed = BayesianSiren(lin).apply({"params": v["params"], "mix": mix}, coords)
-    np.testing.assert_allclose(np.asarray(mixed), np.asarray(plain.apply({"params": params}, coords)),
+    mixed = lin_apply({"params": v["params"], "mix": mix}, coords)
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(plain_apply({"params": params}, coords)),
                                rtol=2e-4, atol=2e-5)
     # local reparameterisation: the per-pixel latent pre-activation [x, 1] H is drawn, then mixed
     x = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
@@ -176,23 +177,24 @@ def test_positional_grid_is_coded_and_local():
     # the grid is part of the coded weights (a mean and a rho per value), feeds the first
     # layer, and one node moves only the pixels of the cells around it
     coords = patch_coords(TINY.patch)
-    v = BayesianSiren(TINY).init(jax.random.key(0), coords)
+    v = jax.jit(BayesianSiren(TINY).init)(jax.random.key(0), coords)
+    apply = jax.jit(BayesianSiren(TINY).apply)  # (eager dispatch compiles op by op: slow)
     layout = prior.layout_of(TINY)
     plain = prior.layout_of(TINY._replace(pe_grid=0, pe_channels=0))
     assert layout.size == plain.size + 3 * 3 * 2 + 2 * TINY.hidden
     assert v["params"]["pe_mean"].shape == v["params"]["pe_rho"].shape == (3, 3, 2)
     assert TINY.num_inputs == 2 + 4 * 3 + 2
-    out = BayesianSiren(TINY).apply(v, coords)
+    out = apply(v, coords)
     params = dict(v["params"], pe_mean=v["params"]["pe_mean"].at[0, 0].add(1.0))
-    moved = np.abs(np.asarray(BayesianSiren(TINY).apply(dict(v, params=params), coords) - out)).max(-1)
+    moved = np.abs(np.asarray(apply(dict(v, params=params), coords) - out)).max(-1)
     near = np.all(coords < 0, axis=-1)  # node (0, 0) sits at (-1, -1); its cells span [-1, 0)^2
     assert moved[near].min() > 0 and moved[~near].max() == 0
     # a draw perturbs the grid by its posterior std; with std 0 (coded) it is the mean
     frozen = jax.tree_util.tree_map_with_path(
         lambda p, x: jnp.full_like(x, FROZEN_RHO) if str(p[-1].key).endswith("_rho") else x, v["params"])
     k = jax.random.key(1)
-    np.testing.assert_allclose(np.asarray(BayesianSiren(TINY).apply(dict(v, params=frozen), coords, k)),
-                               np.asarray(BayesianSiren(TINY).apply(dict(v, params=frozen), coords)),
+    np.testing.assert_allclose(np.asarray(apply(dict(v, params=frozen), coords, k)),
+                               np.asarray(apply(dict(v, params=frozen), coords)),
                                atol=1e-4)
     # settings are validated (a grid needs both a side >= 2 and channels)
     for bad in ({"pe_grid": 4}, {"pe_channels": 2}, {"pe_grid": 1, "pe_channels": 2}):
@@ -223,12 +225,16 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     full = FitConfig(pixels_per_step=TINY.patch**2)
     loss = jax.vmap(losses(TINY, layout, full), (0, 0, 0, 0, 0, None, None, None))
 
-    def total(s):
+    @jax.jit
+    def mean_loss(s):
         beta = weight_betas(s.log_beta, problem, p, layout.size)
         vals = [loss(s.mean, s.rho, s.frozen, beta, problem.targets, jax.random.key(k), problem,
                      s.mix)[0]
                 for k in range(4)]
-        return float(jnp.mean(jnp.stack(vals)))
+        return jnp.mean(jnp.stack(vals))
+
+    def total(s):
+        return float(mean_loss(s))
 
     run = fit(TINY, layout, cfg, 25)
     before = total(state)

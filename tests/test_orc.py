@@ -21,7 +21,7 @@ def _ks_stat(kappa, n=20_000):
 
 @pytest.mark.slow
 def test_orc_bias_shrinks_with_kappa():
-    res = {k: _ks_stat(k) for k in (0, 1, 2, 4, 6, 10)}
+    res = {k: _ks_stat(k) for k in (0, 2, 4, 10)}
     d = {k: r.statistic for k, r in res.items()}
     print("ORC KS statistic vs kappa (KL = 2.05 bits):", {k: round(v, 4) for k, v in d.items()})
     assert res[0].pvalue < 1e-10  # kappa = 0 returns a proposal sample

@@ -1,11 +1,13 @@
 """Statistical exactness, round trips and invariances of every registry sampler."""
 
+import functools
+
 import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import HIGH_KL, PAIRS, keys, ks_pvalue
+from conftest import HIGH_KL, PAIRS, coders, keys, ks_pvalue
 
 import jrec
 
@@ -32,6 +34,14 @@ def _encode_batch(method, target, proposal, n, seed=0, **opts):
     s = jrec.get(method)
     fn = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))
     return fn(keys(n, seed))
+
+
+@functools.cache
+def _decoder(method):
+    """``method``'s decoder, jitted and vmapped, with the proposal an argument: one program
+    serves the pairs with a U(0, 1) proposal (per batch size)."""
+    s = jrec.get(method)
+    return jax.jit(jax.vmap(lambda k, i, p: s.decode(k, i, p), in_axes=(0, 0, None)))
 
 
 NORMAL_PAIRS = [name for name in PAIRS if name.startswith("normal_")]
@@ -126,9 +136,8 @@ def test_exact_sampler(method, pair_name):
     """
     target, proposal, _ = PAIRS[pair_name]
     code = _encode_batch(method, target, proposal, _draws(method, pair_name))
-    s = jrec.get(method)
     n = code.index.shape[0]
-    dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, proposal)))(keys(n), code.index)
+    dec = _decoder(method)(keys(n), code.index, proposal)
     p = _check_exact(method, pair_name, code, dec)
     assert p > 1e-3, f"{method} on {pair_name}: KS p = {p:.2e}"
 
@@ -154,12 +163,19 @@ def test_pfr_reference_figures():
 
 @pytest.mark.parametrize("method", GLOBAL)
 def test_indices_do_not_depend_on_chunk_size(method):
-    target, proposal, _ = PAIRS["normal_5.5bit"]
-    ref = _encode_batch(method, target, proposal, 300, chunk_size=1)
-    for cs in (7, 64):
-        code = _encode_batch(method, target, proposal, 300, chunk_size=cs)
+    """Chunks of 1 and 7 candidates per loop iteration give the results of the default chunk size."""
+    target = distrax.Normal(jnp.full(64, 2.0), jnp.full(64, 0.1))  # D_inf 5.5 bits: ~60-150 candidates
+    ref = coders(method)[0](keys(64), target)
+    for cs in (1, 7):
+        code = coders(method, chunk_size=cs)[0](keys(64), target)
         np.testing.assert_array_equal(np.asarray(code.index), np.asarray(ref.index))
         np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(ref.sample))
+
+
+# the unbatched, not jitted encode is checked for one sampler per kind of loop (the others
+# share these code paths; eager dispatch of a sampler compiles it op by op, tens of seconds)
+EAGER_SKIP = {"gprs_parallel": "gprs", "gprs_bb_dyadic": "grc_bb", "astar_bb_dyadic": "astar_bb",
+              "astar_dl": "astar_bb"}
 
 
 @pytest.mark.parametrize("method", EXACT_1D + ["orc", "astar_dl"])
@@ -175,19 +191,17 @@ def test_vmap_batch_size_and_jit_do_not_change_indices(method):
     mu = jnp.linspace(-1.0, 1.0, 64)
     sd = jnp.linspace(0.2, 0.6, 64)
     p = distrax.Normal(0.0, 1.0)
-    enc = jax.jit(jax.vmap(lambda k, t: s.encode(k, t, p, **opts), in_axes=(0, 0)))
+    enc, dec = coders(method, **opts)
     code = enc(keys(64), distrax.Normal(mu, sd))
     assert code.sample.shape == (64,)
     assert bool(jnp.all(code.ok))
-    dec = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys(64), code.index)
-    np.testing.assert_array_equal(np.asarray(dec), np.asarray(code.sample))
+    np.testing.assert_array_equal(np.asarray(dec(keys(64), code.index)), np.asarray(code.sample))
     small = enc(keys(64)[:7], distrax.Normal(mu[:7], sd[:7]))
     np.testing.assert_array_equal(np.asarray(small.index), np.asarray(code.index[:7]))
     np.testing.assert_array_equal(np.asarray(small.sample), np.asarray(code.sample[:7]))
     # an element equals the unbatched, not jitted encode of its own target (eager dispatch
-    # is slow: one problem; none for gprs_bb_dyadic, whose jrec.bb kernel grc_bb checks
-    # here, and whose unbatched compile is the costly part)
-    for i in (() if method == "gprs_bb_dyadic" else (37,)):
+    # is slow: one problem, and one sampler per kind of loop, see EAGER_SKIP)
+    for i in (() if method in EAGER_SKIP else (37,)):
         one = s.encode(keys(64)[i], distrax.Normal(mu[i], sd[i]), p, **opts)
         np.testing.assert_array_equal(np.asarray(one.index), np.asarray(code.index[i]))
         x = s.decode(keys(64)[i], one.index, p)
