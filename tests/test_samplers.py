@@ -164,7 +164,7 @@ def test_pfr_reference_figures():
 @pytest.mark.parametrize("method", GLOBAL)
 def test_indices_do_not_depend_on_chunk_size(method):
     """Chunks of 1 and 7 candidates per loop iteration give the results of the default chunk size."""
-    target = distrax.Normal(jnp.full(64, 2.0), jnp.full(64, 0.1))  # D_inf 5.5 bits: ~60-150 candidates
+    target = distrax.Normal(jnp.full(64, 2.0), jnp.full(64, 0.1))  # sup r = exp(D_inf) ~ 75 candidates
     ref = coders(method)[0](keys(64), target)
     for cs in (1, 7):
         code = coders(method, chunk_size=cs)[0](keys(64), target)
