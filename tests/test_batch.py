@@ -10,7 +10,7 @@ from conftest import coders, keys
 import jrec
 import jrec.batch
 
-OPTS = {"orc": {"kappa": 8}, "astar_dl": {"kappa": 8}, "dither": {"step": 0.3}}  # (as test_samplers')
+OPTS = {"orc": {"kappa": 8}, "dither": {"step": 0.3}}  # (orc: as test_samplers', the same programs)
 
 
 def _mixed_targets(n, method):
