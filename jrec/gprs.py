@@ -113,6 +113,14 @@ def decode(key, index, proposal, **_static):
 # -- parallel -----------------------------------------------------------------------------
 
 
+def shards_per_device(num_shards: int, devices: int, axis_name: str) -> int:
+    """``num_shards / devices``; a clear error unless the devices divide the shards."""
+    if num_shards % devices:
+        raise ValueError(f"num_shards={num_shards} must be a multiple of the {devices} devices on "
+                         f"mesh axis {axis_name!r}")
+    return num_shards // devices
+
+
 def kernel_parallel(
     *, num_shards: int = 4, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 8,
     axis_name: str | None = None,
@@ -131,11 +139,7 @@ def kernel_parallel(
     def local_shards():
         if axis_name is None:
             return jnp.arange(num_shards)
-        d = jax.lax.axis_size(axis_name)
-        if num_shards % d:
-            raise ValueError(f"num_shards={num_shards} must be a multiple of the {d} devices on "
-                             f"mesh axis {axis_name!r}")
-        per = num_shards // d
+        per = shards_per_device(num_shards, jax.lax.axis_size(axis_name), axis_name)
         return jax.lax.axis_index(axis_name) * per + jnp.arange(per)
 
     def global_min(x):

@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from jrec.batch import refill
 from jrec.core import Code, run
-from jrec.gprs import kernel_parallel
+from jrec.gprs import kernel_parallel, shards_per_device
 from jrec.registry import get
 
 __all__ = ["default_mesh", "encode", "decode", "encode_gprs_parallel"]
@@ -120,6 +120,8 @@ def encode_gprs_parallel(keys, target, proposal, *, mesh: Mesh | None = None, ax
     """
     mesh, d = _mesh_axis(mesh, axis)
     num_shards = d if num_shards is None else num_shards
+    if isinstance(num_shards, int) and num_shards >= 1:  # (refused before any work is traced)
+        shards_per_device(num_shards, d, axis)
     opts = {"num_shards": num_shards, "chunk_size": chunk_size, "axis_name": axis}
     if max_steps is not None:
         opts["max_steps"] = max_steps

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import coders, keys
+from conftest import keys
 
 import jrec
 
@@ -25,19 +25,8 @@ def test_registry_lists_all_samplers():
         jrec.get("nope")
 
 
-# one sampler per index kind and range check (the pure functions of every sampler are
-# tested in test_samplers.py, the refill runner behind the checked wrapper in test_batch.py);
-# the batch and options of test_bitstream.py's codes: the same compiled programs
-@pytest.mark.parametrize("method", ["pfr", "gprs_parallel", "gprs_bb", "astar_bb_dyadic", "orc", "astar_dl"])
-def test_checked_encode_decode_batch(method):
-    opts = {"orc": {"kappa": 12}, "astar_dl": {"kappa": 9}}.get(method, {})
-    t = distrax.Normal(jnp.linspace(-1, 1, 64), jnp.full(64, 0.3))
-    code = jrec.encode(keys(64), t, P, method=method, **opts)
-    x = jrec.decode(keys(64), code.index, P, method=method, **opts)
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
-    # the checked wrapper gives the same indices as the pure function
-    pure = coders(method, **opts)[0](keys(64), t)
-    np.testing.assert_array_equal(np.asarray(pure.index), np.asarray(code.index))
+# the checked wrapper's batch of every sampler (against the pure function, and decoded
+# bit for bit) is in test_samplers.py's vmap test, its files in test_bitstream.py
 
 
 def test_checked_encode_with_lane_refill():

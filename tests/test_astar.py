@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import coders, keys
+from conftest import encoder, keys
 from scipy import stats
 
 import jrec
@@ -22,7 +22,7 @@ def _run(method, target, n, **opts):
 
 def _run_batched(method, mq, sq, n):
     """As :func:`_run` on ``N(mq, sq^2)`` with the target an argument (one compile per sampler)."""
-    code = coders(method)[0](keys(n), distrax.Normal(jnp.full(n, mq), jnp.full(n, sq)))
+    code = encoder(method)(keys(n), distrax.Normal(jnp.full(n, mq), jnp.full(n, sq)))
     bits = np.asarray(jrec.coding.index_bits(method, code.index), np.float64)
     return code, np.asarray(code.num_steps, np.float64), bits
 

@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import coders, keys
+from conftest import OPTIONS, encoder, keys
 
 import jrec
 import jrec.batch
 
-OPTS = {"orc": {"kappa": 8}, "dither": {"step": 0.3}}  # (orc: as test_samplers', the same programs)
+OPTS = {**OPTIONS, "dither": {"step": 0.3}}  # (orc: as the other batch-64 tests, the same programs)
 
 
 def _mixed_targets(n, method):
@@ -40,7 +40,7 @@ def test_refill_equals_vmap(method):
     p = distrax.Normal(0.0, 1.0)
     opts = OPTS.get(method, {})
     ks = keys(n, seed=5)
-    plain = coders(method, **opts)[0](ks, jax.vmap(make)(*params))
+    plain = encoder(method, **opts)(ks, jax.vmap(make)(*params))
     for lanes in LANES.get(method, (7,)):
         refill = jax.jit(lambda k, *a, lanes=lanes: jrec.batch.encode(method, k, jax.vmap(make)(*a), p,
                                                                       lanes=lanes, **opts))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import keys
+from conftest import OPTIONS, keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,7 @@ import jrec
 from jrec import bitstream as bs
 
 P = distrax.Normal(0.0, 1.0)
-N = 64  # (test_api.py's checked batch: the same compiled programs)
+N = 64  # (test_samplers.py's vmap test checks this batch: the same compiled programs)
 T = distrax.Normal(jnp.linspace(-1, 1, N), jnp.full(N, 0.3))
 
 
@@ -32,8 +32,8 @@ CASES = [("pfr", None, {}), ("pfr", "delta", {}), ("pfr", "zeta", {}), ("gprs", 
          ("gprs", "zeta", {}), ("grs", "zeta", {}), ("astar_bb", None, {}), ("gprs_bb", None, {}),
          ("gprs_bb", "zeta", {}),
          ("gprs_parallel", None, {"num_shards": 4}), ("gprs_parallel", "zeta", {"num_shards": 3}),
-         ("orc", None, {"kappa": 12}), ("astar_bb_dyadic", None, {}), ("astar_dl", None, {"kappa": 9}),
-         ("gprs_bb_dyadic", None, {}), ("grc_bb", "zeta", {}),
+         ("orc", None, OPTIONS["orc"]), ("astar_bb_dyadic", None, {}),
+         ("astar_dl", None, OPTIONS["astar_dl"]), ("gprs_bb_dyadic", None, {}), ("grc_bb", "zeta", {}),
          ("dither", None, {"step": 0.5}), ("dither", "zeta", {"step": 0.5})]
 
 

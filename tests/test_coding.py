@@ -178,7 +178,7 @@ def test_zeta_code_meets_the_li_el_gamal_bound_with_pfr(mq, sq):
     import distrax
     import jax
     import jax.numpy as jnp
-    from conftest import coders
+    from conftest import encoder
 
     from jrec import divergences
 
@@ -186,8 +186,8 @@ def test_zeta_code_meets_the_li_el_gamal_bound_with_pfr(mq, sq):
     kl = float(divergences.kl(t, p)) / np.log(2)
     n = 4000
     # (the targets are arguments: one compiled encoder serves the three problems)
-    code = coders("pfr")[0](jax.random.split(jax.random.PRNGKey(3), n),
-                            distrax.Normal(jnp.full(n, mq), jnp.full(n, sq)))
+    code = encoder("pfr")(jax.random.split(jax.random.PRNGKey(3), n),
+                          distrax.Normal(jnp.full(n, mq), jnp.full(n, sq)))
     b = coding.encode_zeta(np.asarray(code.index), coding.zeta_budget(kl))
     mean_bits = b.nbits / n
     assert mean_bits <= kl + np.log2(kl + 1) + 1, (kl, mean_bits)

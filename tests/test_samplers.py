@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import HIGH_KL, PAIRS, coders, keys, ks_pvalue
+from conftest import HIGH_KL, OPTIONS, PAIRS, STD_NORMAL, encoder, keys, ks_pvalue
 
 import jrec
 
@@ -165,9 +165,9 @@ def test_pfr_reference_figures():
 def test_indices_do_not_depend_on_chunk_size(method):
     """Chunks of 1 and 7 candidates per loop iteration give the results of the default chunk size."""
     target = distrax.Normal(jnp.full(64, 2.0), jnp.full(64, 0.1))  # sup r = exp(D_inf) ~ 75 candidates
-    ref = coders(method)[0](keys(64), target)
+    ref = encoder(method)(keys(64), target)
     for cs in (1, 7):
-        code = coders(method, chunk_size=cs)[0](keys(64), target)
+        code = encoder(method, chunk_size=cs)(keys(64), target)
         np.testing.assert_array_equal(np.asarray(code.index), np.asarray(ref.index))
         np.testing.assert_array_equal(np.asarray(code.sample), np.asarray(ref.sample))
 
@@ -180,25 +180,40 @@ EAGER_SKIP = {"gprs_parallel": "gprs", "gprs_bb_dyadic": "grc_bb", "astar_bb_dya
 
 @pytest.mark.parametrize("method", EXACT_1D + ["orc", "astar_dl"])
 def test_vmap_batch_size_and_jit_do_not_change_indices(method):
-    """vmap over a batched distrax.Normal target (the API contract) round-trips bit for bit,
-    and an element's index depends neither on the batch size (64 vs 7) nor on jit.
+    """vmap of the pure encoder over a batched distrax.Normal target (the API contract):
 
-    (One jitted encoder serves both batch sizes: the target parameters are arguments, so
-    the test costs two compiles of it, not one per target.)
+    * an element's result depends on its own key and target only: with the other 57 of
+      the 64 problems replaced (other step counts, so the batched loop runs another
+      number of iterations) the first 7 are unchanged, bit for bit;
+    * the checked wrapper ``jrec.encode`` gives the same results, and ``jrec.decode``
+      (a separately compiled program) returns the samples bit for bit;
+    * an element equals the unbatched, not jitted encode of its own problem.
+
+    (One compiled encoder serves both batches: the target parameters are arguments. The
+    checked programs are test_bitstream.py's. A batch of another size, compiled apart, is
+    checked against this one for each kernel by the refill runner's tests in test_batch.py
+    (1 and 7 lanes) and test_shard.py (203 problems on 1, 2 and 8 devices).)
     """
     s = jrec.get(method)
-    opts = {"kappa": 8} if method in ("orc", "astar_dl") else {}
+    opts = OPTIONS.get(method, {})
     mu = jnp.linspace(-1.0, 1.0, 64)
     sd = jnp.linspace(0.2, 0.6, 64)
-    p = distrax.Normal(0.0, 1.0)
-    enc, dec = coders(method, **opts)
+    p = STD_NORMAL
+    enc = encoder(method, **opts)
     code = enc(keys(64), distrax.Normal(mu, sd))
     assert code.sample.shape == (64,)
     assert bool(jnp.all(code.ok))
-    np.testing.assert_array_equal(np.asarray(dec(keys(64), code.index)), np.asarray(code.sample))
-    small = enc(keys(64)[:7], distrax.Normal(mu[:7], sd[:7]))
-    np.testing.assert_array_equal(np.asarray(small.index), np.asarray(code.index[:7]))
-    np.testing.assert_array_equal(np.asarray(small.sample), np.asarray(code.sample[:7]))
+    others = jnp.concatenate([keys(64)[:7], keys(57, seed=1)])
+    mu2, sd2 = mu.at[7:].set(jnp.linspace(2.0, -2.0, 57)), sd.at[7:].set(jnp.linspace(0.05, 0.9, 57))
+    mixed = enc(others, distrax.Normal(mu2, sd2))
+    for name in ("index", "sample", "num_steps"):
+        np.testing.assert_array_equal(np.asarray(getattr(mixed, name))[:7],
+                                      np.asarray(getattr(code, name))[:7], err_msg=name)
+    checked = jrec.encode(keys(64), distrax.Normal(mu, sd), p, method=method, **opts)
+    np.testing.assert_array_equal(np.asarray(checked.index), np.asarray(code.index))
+    np.testing.assert_array_equal(np.asarray(checked.sample), np.asarray(code.sample))
+    x = jrec.decode(keys(64), checked.index, p, method=method, **opts)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
     # an element equals the unbatched, not jitted encode of its own target (eager dispatch
     # is slow: one problem, and one sampler per kind of loop, see EAGER_SKIP)
     for i in (() if method in EAGER_SKIP else (37,)):
