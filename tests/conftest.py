@@ -1,4 +1,4 @@
-"""Shared (target, proposal) pairs with scipy reference distributions, and shared coders.
+"""Shared (target, proposal) pairs with scipy reference distributions, and a shared batched encoder.
 
 With ``JREC_COMPILE_REPORT=1`` in the environment the run ends with tables of XLA compile
 time per file and per test (tracing, lowering and backend compilation, from
