@@ -120,12 +120,11 @@ def encode_gprs_parallel(keys, target, proposal, *, mesh: Mesh | None = None, ax
     """
     mesh, d = _mesh_axis(mesh, axis)
     num_shards = d if num_shards is None else num_shards
-    if isinstance(num_shards, int) and num_shards >= 1:  # (refused before any work is traced)
-        shards_per_device(num_shards, d, axis)
     opts = {"num_shards": num_shards, "chunk_size": chunk_size, "axis_name": axis}
     if max_steps is not None:
         opts["max_steps"] = max_steps
-    kernel = kernel_parallel(**opts)
+    kernel = kernel_parallel(**opts)  # (checks the options)
+    shards_per_device(num_shards, d, axis)  # (the kernel checks it when traced: refuse before)
     batched = keys.ndim > (0 if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) else 1)
 
     def local(k, t, p):
