@@ -1,6 +1,5 @@
 """Statistical exactness, round trips and invariances of every registry sampler."""
 
-import functools
 
 import distrax
 import jax
@@ -34,14 +33,6 @@ def _encode_batch(method, target, proposal, n, seed=0, **opts):
     s = jrec.get(method)
     fn = jax.jit(jax.vmap(lambda k: s.encode(k, target, proposal, **opts)))
     return fn(keys(n, seed))
-
-
-@functools.cache
-def _decoder(method):
-    """``method``'s decoder, jitted and vmapped, with the proposal an argument: one program
-    serves the pairs with a U(0, 1) proposal (per batch size)."""
-    s = jrec.get(method)
-    return jax.jit(jax.vmap(lambda k, i, p: s.decode(k, i, p), in_axes=(0, 0, None)))
 
 
 NORMAL_PAIRS = [name for name in PAIRS if name.startswith("normal_")]
@@ -81,65 +72,75 @@ def _check_exact(method, pair_name, code, samples_decoded, max_ulps=0):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", EXACT_1D)
-def test_exact_sampler_on_normal_pairs(method):
-    """The five Normal pairs (0.1 to 10 bits, one with a shifted and scaled proposal) in one batch.
+def test_exact_sampler(method):
+    """Every pair of conftest.PAIRS (20,000 draws each, fewer where noted in ``_draws``), checked:
 
-    Target *and proposal* parameters are batch inputs, so one compiled program serves
-    every pair; the batch goes through the lane-refill runner (refill == vmap is tested
-    in test_batch.py), which also keeps the heavy-tailed global samplers from waiting for
-    their slowest lane. Each pair is checked as in :func:`test_exact_sampler`, except that
-    the separately compiled decoder may differ from the runner's by float rounding (its
-    parameters are inputs here, not constants). 35 KS tests at p > 1e-3 would see a false
-    alarm now and then, so a pair below it is tested again on fresh draws (a real bias of
-    the size 20,000 draws detect fails both; a fluke passes the second with prob. 0.999).
+    * the samples follow the target (KS test, p > 1e-3);
+    * decode(key, index) == code.sample: bit for bit under jit + vmap for the non-Normal
+      pairs; within a few ulps for the Normal ones (below);
+    * global GPRS and GRS: E[N] = sup r = exp(D_inf) within 3 standard errors.
+
+    The five Normal pairs (0.1 to 10 bits, one with a shifted and scaled proposal) are one
+    batch whose target *and proposal* parameters are inputs; it goes through the
+    lane-refill runner (refill == vmap is tested in test_batch.py), which also keeps the
+    heavy-tailed global samplers from waiting for their slowest lane. Its decoder may differ
+    from the runner's program by float rounding (parameters are inputs, not constants).
+    The non-Normal pairs are plain vmapped batches with the distributions as constants.
+    All encoders are one jitted program and all decoders another: compiling dominates this
+    test's time, and one program compiles in about half to three quarters of the time of
+    several. 81 KS tests at p > 1e-3 would see a false alarm now and then, so a pair below it
+    is tested again on fresh draws (a real bias of the size these draws detect fails both; a
+    fluke passes the second with prob. 0.999).
     """
-    sizes = [_draws(method, name) for name in NORMAL_PAIRS]
-    rep = lambda f: jnp.concatenate([jnp.full((n,), f(PAIRS[name]), jnp.float32)  # noqa: E731
-                                     for n, name in zip(sizes, NORMAL_PAIRS, strict=True)])
-    tl, ts = rep(lambda pr: pr[0].loc), rep(lambda pr: pr[0].scale)
-    pl, ps = rep(lambda pr: pr[1].loc), rep(lambda pr: pr[1].scale)
     s = jrec.get(method)
-    enc = jax.jit(lambda k, a, b, c, d: jrec.batch.encode(
-        method, k, distrax.Normal(a, b), distrax.Normal(c, d), lanes=256, proposal_axis=0))
-    dec = jax.jit(jax.vmap(lambda k, i, c, d: s.decode(k, i, distrax.Normal(c, d))))
+    sizes = {name: _draws(method, name) for name in PAIRS}
+    rep = lambda f: jnp.concatenate([jnp.full((sizes[name],), f(PAIRS[name]), jnp.float32)  # noqa: E731
+                                     for name in NORMAL_PAIRS])
+    normal = (rep(lambda pr: pr[0].loc), rep(lambda pr: pr[0].scale),
+              rep(lambda pr: pr[1].loc), rep(lambda pr: pr[1].scale))
+
+    @jax.jit
+    def encode(ks, normal):
+        tl, ts, pl, ps = normal
+        codes = {name: jax.vmap(lambda k, t=PAIRS[name][0], p=PAIRS[name][1]: s.encode(k, t, p))(ks[name])
+                 for name in OTHER_PAIRS}
+        codes["normal"] = jrec.batch.encode(method, ks["normal"], distrax.Normal(tl, ts),
+                                            distrax.Normal(pl, ps), lanes=256, proposal_axis=0)
+        return codes
+
+    @jax.jit
+    def decode(ks, idx, normal):
+        xs = {name: jax.vmap(lambda k, i, p=PAIRS[name][1]: s.decode(k, i, p))(ks[name], idx[name])
+              for name in OTHER_PAIRS}
+        xs["normal"] = jax.vmap(lambda k, i, c, d: s.decode(k, i, distrax.Normal(c, d)))(
+            ks["normal"], idx["normal"], normal[2], normal[3])
+        return xs
 
     def check(seed, names):
-        ks = keys(sum(sizes), seed)
-        code = enc(ks, tl, ts, pl, ps)
-        x = dec(ks, code.index, pl, ps)
-        low, start = [], 0
-        for n, name in zip(sizes, NORMAL_PAIRS, strict=True):
-            if name in names:
-                part = jax.tree_util.tree_map(lambda v, a=start, m=n: v[a:a + m], code)
-                p = _check_exact(method, name, part, x[start:start + n], max_ulps=4)
-                if p <= 1e-3:
-                    low.append((name, p))
+        ks = {name: keys(sizes[name], seed) for name in OTHER_PAIRS}
+        ks["normal"] = keys(sum(sizes[name] for name in NORMAL_PAIRS), seed)
+        codes = encode(ks, normal)
+        xs = decode(ks, {name: c.index for name, c in codes.items()}, normal)
+        parts, start = {}, 0
+        for name in NORMAL_PAIRS:  # (the Normal batch, split back into its pairs)
+            n = sizes[name]
+            parts[name] = (jax.tree_util.tree_map(lambda v, a=start, m=n: v[a:a + m], codes["normal"]),
+                           xs["normal"][start:start + n], 4)
             start += n
+        parts.update({name: (codes[name], xs[name], 0) for name in OTHER_PAIRS})
+        low = {}
+        for name in names:
+            code, x, max_ulps = parts[name]
+            p = _check_exact(method, name, code, x, max_ulps=max_ulps)
+            if p <= 1e-3:
+                low[name] = p
         return low
 
-    low = check(0, NORMAL_PAIRS)
+    low = check(0, list(PAIRS))
     if low:
         print(f"{method}: KS p <= 1e-3 on {low}; testing again on fresh draws")
-        again = check(1, [name for name, _ in low])
+        again = check(1, list(low))
         assert not again, f"{method}: KS p <= 1e-3 twice: {again}"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("pair_name", OTHER_PAIRS)
-@pytest.mark.parametrize("method", EXACT_1D)
-def test_exact_sampler(method, pair_name):
-    """One vmapped batch of encodes per (sampler, non-Normal pair), checked three ways:
-
-    * the samples follow the target (KS test of 20,000 draws, p > 1e-3);
-    * decode(key, index) == code.sample, bit for bit, under jit + vmap;
-    * global GPRS and GRS: E[N] = sup r = exp(D_inf) within 3 standard errors.
-    """
-    target, proposal, _ = PAIRS[pair_name]
-    code = _encode_batch(method, target, proposal, _draws(method, pair_name))
-    n = code.index.shape[0]
-    dec = _decoder(method)(keys(n), code.index, proposal)
-    p = _check_exact(method, pair_name, code, dec)
-    assert p > 1e-3, f"{method} on {pair_name}: KS p = {p:.2e}"
 
 
 def test_gprs_bb_reference_depths():
@@ -243,14 +244,14 @@ def test_jitted_encode_traces_once():
 def test_max_steps_gives_ok_false():
     t, p = distrax.Normal(2.0, 0.1), distrax.Normal(0.0, 1.0)
     # one sampler per loop (gprs: pfr's candidate search; gprs_bb_dyadic: grc_bb's jrec.bb
-    # kernel; astar_bb_dyadic: astar_bb's)
-    for method, opts in [("pfr", {"max_steps": 3}), ("gprs_parallel", {"max_steps": 2}),
-                         ("gprs_bb", {"max_steps": 1}), ("grc_bb", {"max_steps": 1}),
-                         ("grs", {"max_steps": 3}), ("astar_bb", {"max_steps": 2}),
-                         ("astar_dl", {"max_steps": 2})]:
-        code = _encode_batch(method, t, p, 200, **opts)
-        assert not bool(jnp.all(code.ok)), method
-        assert bool(jnp.all(code.num_steps <= (opts["max_steps"] + 1))), method
+    # kernel; astar_bb_dyadic: astar_bb's), all in one program (compiles faster than seven)
+    budgets = {"pfr": 3, "gprs_parallel": 2, "gprs_bb": 1, "grc_bb": 1, "grs": 3, "astar_bb": 2,
+               "astar_dl": 2}
+    codes = jax.jit(jax.vmap(lambda k: {m: jrec.get(m).encode(k, t, p, max_steps=n)
+                                        for m, n in budgets.items()}))(keys(200))
+    for method, n in budgets.items():
+        assert not bool(jnp.all(codes[method].ok)), method
+        assert bool(jnp.all(codes[method].num_steps <= n + 1)), method
 
 
 def test_parallel_gprs_index_and_shards():
@@ -317,12 +318,16 @@ def test_samplers_in_double_precision():
         t = distrax.Normal(jnp.float64(1.0), jnp.float64(0.25))
         p = distrax.Normal(jnp.float64(0.0), jnp.float64(1.0))
         keys = jax.random.split(jax.random.PRNGKey(0), 200)
-        # (astar_bb_dyadic and astar_dl share astar_bb's code paths, grc_bb gprs_bb_dyadic's)
-        for name in ["pfr", "gprs", "gprs_parallel", "gprs_bb", "gprs_bb_dyadic", "grs", "astar_bb", "orc"]:
-            s = jrec.get(name)
-            opts = {"kappa": 8} if name == "orc" else {}
-            c = jax.jit(jax.vmap(lambda k: s.encode(k, t, p, **opts)))(keys)
-            x = jax.jit(jax.vmap(lambda k, i: s.decode(k, i, p)))(keys, c.index)
+        # (astar_bb_dyadic and astar_dl share astar_bb's code paths, grc_bb gprs_bb_dyadic's);
+        # the samplers' encoders are one program, and their decoders another (faster to compile)
+        names = ["pfr", "gprs", "gprs_parallel", "gprs_bb", "gprs_bb_dyadic", "grs", "astar_bb", "orc"]
+        opts = {"orc": {"kappa": 8}}
+        codes = jax.jit(jax.vmap(lambda k: {m: jrec.get(m).encode(k, t, p, **opts.get(m, {}))
+                                            for m in names}))(keys)
+        xs = jax.jit(jax.vmap(lambda k, idx: {m: jrec.get(m).decode(k, idx[m], p) for m in names}))(
+            keys, {m: c.index for m, c in codes.items()})
+        for name in names:
+            c, x = codes[name], xs[name]
             assert c.sample.dtype == jnp.float64 and c.index.dtype == jnp.int32, name
             assert bool(c.ok.all()) and bool((x == c.sample).all()), name
         print("ok")
