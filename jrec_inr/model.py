@@ -228,13 +228,14 @@ class Layout(NamedTuple):
 
     @classmethod
     def of(cls, params, mix=None) -> Layout:
-        _, unravel = ravel_pytree(params)
-        is_mean = np.concatenate([np.full(leaf.size, str(path[-1].key).endswith("_mean"))
-                                  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]])
-        flat_mix, mix_unravel = ravel_pytree(mix or {})
-        return cls(unravel, tuple(np.flatnonzero(is_mean).tolist()),
-                   tuple(np.flatnonzero(~is_mean).tolist()), int(is_mean.sum()),
-                   mix_unravel, int(flat_mix.size))
+        """The layout of ``params`` (and ``mix``): arrays or ``jax.ShapeDtypeStruct`` leaves
+        (only shapes are read, so ``jax.eval_shape`` of an initialisation is enough)."""
+        leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+        is_mean = np.concatenate([np.full(math.prod(leaf.shape), str(path[-1].key).endswith("_mean"))
+                                  for path, leaf in leaves])
+        mix_unravel, mix_size = _unraveler(mix or {})
+        return cls(_unraveler(params)[0], tuple(np.flatnonzero(is_mean).tolist()),
+                   tuple(np.flatnonzero(~is_mean).tolist()), int(is_mean.sum()), mix_unravel, mix_size)
 
     def variables(self, mean, rho, mix):
         """The Flax variables of one INR: posterior ``(mean, rho)`` and the flat ``mix``."""
@@ -251,6 +252,25 @@ class Layout(NamedTuple):
         flat = jnp.zeros((2 * self.size,), mean.dtype)
         flat = flat.at[np.asarray(self.mean_pos)].set(mean).at[np.asarray(self.rho_pos)].set(rho)
         return self.unravel(flat)
+
+
+def _unraveler(tree):
+    """``(unravel, size)``: ``unravel`` maps a flat vector (the leaves of ``tree`` raveled and
+    concatenated in ``tree_flatten`` order, as ``jax.flatten_util.ravel_pytree`` does) back
+    to a pytree shaped like ``tree``, whose leaves may be arrays or shape structs."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    shapes = [tuple(leaf.shape) for leaf in leaves]
+    ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
+    size = ends[-1] if ends else 0
+
+    def unravel(flat):
+        if flat.shape != (size,):
+            raise ValueError(f"expected a flat vector of shape ({size},), got {flat.shape}")
+        starts = [0] + ends[:-1]
+        return treedef.unflatten([flat[a:b].reshape(shape)
+                                  for a, b, shape in zip(starts, ends, shapes, strict=True)])
+
+    return unravel, size
 
 
 def kl_bits(mean, std, prior_mean, prior_std):

@@ -174,21 +174,19 @@ def init_posterior(arch: Arch, key):
     return layout_of(arch).split(params)
 
 
+@functools.lru_cache(maxsize=32)
 def init_mix(arch: Arch) -> np.ndarray:
     """The flat ``"mix"`` collection at initialisation (identities; empty unless ``arch.linear``)."""
-    return _init(arch)[1]
+    variables = jax.jit(BayesianSiren(arch).init)(jax.random.key(0), patch_coords(arch.patch)[:1])
+    return np.asarray(ravel_pytree(variables.get("mix", {}))[0], np.float32)
 
 
 @functools.lru_cache(maxsize=32)
-def _init(arch: Arch):
-    variables = BayesianSiren(arch).init(jax.random.key(0), patch_coords(arch.patch)[:1])
-    mix = variables.get("mix", {})
-    return Layout.of(variables["params"], mix), np.asarray(ravel_pytree(mix)[0], np.float32)
-
-
 def layout_of(arch: Arch) -> Layout:
-    """The flat layout of ``arch``'s variables (cached: it needs one network initialisation)."""
-    return _init(arch)[0]
+    """The flat layout of ``arch``'s variables (from the shapes of an initialisation, which
+    ``jax.eval_shape`` gives without compiling or running it)."""
+    shapes = jax.eval_shape(BayesianSiren(arch).init, jax.random.key(0), patch_coords(arch.patch)[:1])
+    return Layout.of(shapes["params"], shapes.get("mix", {}))
 
 
 def m_step(mean, std, floor: float = 1e-6):
