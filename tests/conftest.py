@@ -12,6 +12,7 @@ the compile time they saved.
 
 import collections
 import functools
+import gc
 import os
 
 import distrax
@@ -24,6 +25,12 @@ import jrec
 from jrec import dists
 
 jax.config.update("jax_platforms", "cpu")
+
+# Tracing and lowering create many short-lived Python objects, and the cyclic garbage
+# collector's scans of the long-lived ones (the imported modules) took ~15% of tracing
+# time: freeze what is loaded now, and collect the young generation less often.
+gc.freeze()
+gc.set_threshold(50_000, 50, 100)
 
 
 def _normal(mq, sq, mp=0.0, sp=1.0):

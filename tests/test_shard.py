@@ -26,10 +26,13 @@ SCRIPT = textwrap.dedent(r'''
     scale = jnp.asarray(np.exp(rng.uniform(np.log(0.02), np.log(0.9), size=n)), jnp.float32)
     p = distrax.Normal(0.0, 1.0)
     keys = jax.random.split(jax.random.PRNGKey(0), n)
-    OPTS = {"dither": {"step": 0.3}}
+    OPTS = {"dither": {"step": 0.3}, "gprs_parallel": {"num_shards": 8}}
 
     def target(m, a, b):
         return distrax.Uniform(a, a + 0.3) if m == "dither" else distrax.Normal(a, b)
+
+    def prop(m):
+        return None if m == "dither" else p
 
     def ulps(a, b):
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -39,39 +42,44 @@ SCRIPT = textwrap.dedent(r'''
         return jax.make_mesh((d,), (name,), devices=jax.devices()[:d],
                              axis_types=(jax.sharding.AxisType.Auto,))
 
-    # a sampler per kind of loop on 8 devices (gprs, grs and orc run pfr's candidate search;
-    # gprs_bb stands for the branch-and-bound paths, dither for the loop-free samplers), 1 and
-    # 2 devices for the cheapest one (compiles dominate the cost of this test: one per sampler
-    # and device count); the bulk decoder on 8 devices
-    DEVICES = {"pfr": (1, 2, 8), "gprs_parallel": (8,), "gprs_bb": (8,), "dither": (8,)}
-    out = {}
-    for m, counts in DEVICES.items():
-        opts = OPTS.get(m, {})
-        prop = None if m == "dither" else p
-        s = jrec.get(m)
-        ref = jax.jit(jax.vmap(lambda k, a, b: s.encode(k, target(m, a, b), prop, **opts)))(keys, loc, scale)
-        for d in counts:
-            mm = mesh(d, "batch")
-            c = jax.jit(lambda k, a, b: sh.encode(m, k, jax.vmap(lambda x, y: target(m, x, y))(a, b), prop,
-                                                  mesh=mm, **opts))(keys, loc, scale)
-            x = c.sample
-            if d == 8:
-                x = jax.jit(lambda k, i: sh.decode(m, k, i, prop, mesh=mm, **opts))(keys, c.index)
-            out[f"{m}/{d}"] = {
-                "same_index": all(np.array_equal(np.asarray(getattr(c, f)), np.asarray(getattr(ref, f)))
+    def sharded(m, mm):
+        return lambda k, a, b: sh.encode(m, k, jax.vmap(lambda x, y: target(m, x, y))(a, b), prop(m),
+                                         mesh=mm, **OPTS.get(m, {}))
+
+    def parallel(mm):  # each problem's 8 shards over the devices of mesh mm
+        return lambda k, a, b: sh.encode_gprs_parallel(k, distrax.Normal(a, b), p, mesh=mm, num_shards=8)
+
+    def same(c, ref, x=None):
+        return {"same_index": all(np.array_equal(np.asarray(getattr(c, f)), np.asarray(getattr(ref, f)))
                                   for f in ("index", "num_steps", "ok")),
-                "sample_ulps": ulps(c.sample, ref.sample), "decode_ulps": ulps(x, ref.sample),
-                "all_ok": bool(np.all(c.ok))}
-    ref = jax.jit(jax.vmap(lambda k, a, b: jrec.gprs.encode_parallel(k, distrax.Normal(a, b), p,
-                                                                       num_shards=8)))(keys, loc, scale)
-    for d in (2, 8):  # (several shards per device, and one)
-        mm = mesh(d, "shards")
-        c = jax.jit(lambda k, a, b: sh.encode_gprs_parallel(k, distrax.Normal(a, b), p, mesh=mm,
-                                                             num_shards=8))(keys, loc, scale)
-        out[f"parallel_devices/{d}"] = {
-            "same_index": all(np.array_equal(np.asarray(getattr(c, f)), np.asarray(getattr(ref, f)))
-                              for f in ("index", "num_steps", "ok")),
-            "sample_ulps": ulps(c.sample, ref.sample), "decode_ulps": 0, "all_ok": bool(np.all(c.ok))}
+                "sample_ulps": ulps(c.sample, ref.sample),
+                "decode_ulps": 0 if x is None else ulps(x, ref.sample), "all_ok": bool(np.all(c.ok))}
+
+    # a sampler per kind of loop on 8 devices (gprs, grs and orc run pfr's candidate search;
+    # gprs_bb stands for the branch-and-bound paths, dither for the loop-free samplers),
+    # 1 and 2 devices for the cheapest one, and parallel GPRS's shards of one problem on 2
+    # and 8 devices. Compiles dominate the cost of this test, so the programs that run on
+    # the same devices are one jitted program each: the single-device references, the
+    # 8-device encoders and the 8-device bulk decoders.
+    ON_8 = ["pfr", "gprs_parallel", "gprs_bb", "dither"]
+    refs = jax.jit(lambda k, a, b: {m: jax.vmap(lambda kk, x, y: jrec.get(m).encode(
+        kk, target(m, x, y), prop(m), **OPTS.get(m, {})))(k, a, b) for m in ON_8})(keys, loc, scale)
+    m8, s8 = mesh(8, "batch"), mesh(8, "shards")
+
+    def on_8(k, a, b):
+        codes = {m: sharded(m, m8)(k, a, b) for m in ON_8}
+        codes["parallel_devices/8"] = parallel(s8)(k, a, b)
+        return codes
+
+    codes = jax.jit(on_8)(keys, loc, scale)
+    xs = jax.jit(lambda k, idx: {m: sh.decode(m, k, idx[m], prop(m), mesh=m8, **OPTS.get(m, {}))
+                                for m in ON_8})(keys, {m: codes[m].index for m in ON_8})
+    out = {f"{m}/8": same(codes[m], refs[m], xs[m]) for m in ON_8}
+    out["parallel_devices/8"] = same(codes["parallel_devices/8"], refs["gprs_parallel"])
+    for d in (1, 2):
+        out[f"pfr/{d}"] = same(jax.jit(sharded("pfr", mesh(d, "batch")))(keys, loc, scale), refs["pfr"])
+    c = jax.jit(parallel(mesh(2, "shards")))(keys, loc, scale)
+    out["parallel_devices/2"] = same(c, refs["gprs_parallel"])
     try:
         sh.encode_gprs_parallel(keys[0], distrax.Normal(0.5, 0.2), p, mesh=mesh(8, "shards"), num_shards=12)
         out["bad_shards"] = "no error"
