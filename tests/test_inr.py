@@ -123,6 +123,29 @@ def test_grouping_respects_kl_budget():
         prior.group_blocks(kl, 0)
 
 
+def test_layout_from_shapes_matches_the_initialised_variables():
+    """layout_of reads only shapes (jax.eval_shape): its unravel inverts ravel_pytree of real
+    variables, split / join are inverse, and a flat vector of the wrong size is refused."""
+    from jax.flatten_util import ravel_pytree
+
+    layout = prior.layout_of(TINY)
+    v = jax.jit(BayesianSiren(TINY).init)(jax.random.key(3), patch_coords(TINY.patch)[:1])
+    flat, _ = ravel_pytree(v["params"])
+    assert flat.shape == (2 * layout.size,)
+    back = layout.unravel(flat)
+    assert jax.tree_util.tree_structure(back) == jax.tree_util.tree_structure(v["params"])
+    leaves = jax.tree_util.tree_leaves
+    for got, want in zip(leaves(back), leaves(v["params"]), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    mean, rho = layout.split(v["params"])
+    np.testing.assert_array_equal(np.asarray(ravel_pytree(layout.join(mean, rho))[0]), np.asarray(flat))
+    mix, _ = ravel_pytree(v["mix"])
+    assert layout.mix_size == mix.size == prior.init_mix(TINY).size
+    np.testing.assert_array_equal(np.asarray(ravel_pytree(layout.mix_unravel(mix))[0]), np.asarray(mix))
+    with pytest.raises(ValueError, match="flat vector"):
+        layout.unravel(flat[1:])
+
+
 def test_linear_reparameterisation_is_h_times_a():
     coords = patch_coords(8)
     lin = Arch(hidden=8, depth=2, num_freqs=2, patch=8, linear=True)
