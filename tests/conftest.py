@@ -109,7 +109,7 @@ def pytest_configure(config):
     file) built on each. pyproject.toml keeps pytest below 9.2; this check turns a mismatch
     into an error instead of a silently slower suite.
     """
-    if config.getvalue("dist") == "loadgroup" and pytest.version_tuple[:2] >= (9, 2):
+    if config.getoption("dist", default=None) == "loadgroup" and pytest.version_tuple[:2] >= (9, 2):
         import xdist
 
         if tuple(int(p) for p in xdist.__version__.split(".")[:2]) <= (3, 8):
