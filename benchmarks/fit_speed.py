@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec_inr import codec, fastmath
-from jrec_inr.fit import FitConfig, Problem, fit, init_state
+from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.prior import layout_of
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,8 +50,8 @@ def compiled_step(model, variant: str, steps: int):
         mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (PATCHES, layout.size))
         rho = jnp.broadcast_to(jnp.log(jnp.expm1(0.5 * jnp.asarray(model.prior_std))), mean.shape)
         state = init_state(mean, rho, jnp.zeros((PATCHES, model.num_blocks)), cfg, mix=model.mix)
-        run = fit(arch, layout, cfg, steps)
-        args = (state, problem, jax.random.key(1))
+        run = fit_loop.__wrapped__(arch, layout, cfg)  # (not the cached one: traced with these ops)
+        args = (state, problem, jax.random.key(1), steps)
         compiled = run.lower(*args).compile()
     finally:
         fastmath.sin, fastmath.normal = real

@@ -26,7 +26,6 @@ the indices, so ``decompress(compress(x))`` reproduces it bit for bit.
 """
 
 
-import functools
 import math
 import struct
 import time
@@ -39,7 +38,7 @@ import numpy as np
 
 import jrec
 from jrec_inr import data
-from jrec_inr.fit import FitConfig, Problem, fit, init_state
+from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.model import FROZEN_RHO, BayesianSiren, patch_coords
 from jrec_inr.prior import Model, ModelError, bundled_models, layout_of, load_model
 
@@ -202,12 +201,6 @@ def _block_keys(key, b, num_patches):
     return jax.vmap(lambda p: jax.random.fold_in(kb, p))(jnp.arange(num_patches))
 
 
-@functools.lru_cache(maxsize=16)
-def _fit_fn(arch, fit_cfg, num_steps):
-    """The jitted fitting loop (cached: a process coding many images compiles it once)."""
-    return fit(arch, layout_of(arch), fit_cfg, num_steps)
-
-
 _COMPILED: dict = {}
 
 
@@ -366,8 +359,8 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
 
     finetune_cfg = _finetune_fit(cfg)
 
-    def run(state, n, fit_cfg=fit_cfg):
-        return _fit_fn(arch, fit_cfg, n)(state, problem, noise_key)
+    def run(state, n, fit_cfg=fit_cfg):  # (fit_loop is cached: one program whatever n)
+        return fit_loop(arch, layout, fit_cfg)(state, problem, noise_key, n)
 
     bar = tqdm(total=cfg.fit_steps, desc="fit", unit="step", disable=not progress)
     left, mse, kl_b = cfg.fit_steps, jnp.zeros(num_patches), None

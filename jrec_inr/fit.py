@@ -21,13 +21,14 @@ Frozen weights (already coded; progressive coding) keep their coded value: their
 ``rho`` is :data:`~jrec_inr.model.FROZEN_RHO` (std exactly 0), they add no KL and the
 optimiser's updates are overwritten after every step.
 
-The state is a NamedTuple of arrays with a leading patch axis; :func:`fit` runs
-``num_steps`` steps of :func:`make_step` under ``lax.scan`` (jitted), so the
-Python loop around it (progress bar, checkpoints) stays thin.
+The state is a NamedTuple of arrays with a leading patch axis; :func:`fit_loop` runs
+a given number of steps of :func:`make_step` in one jitted loop, so the Python loop
+around it (progress bar, checkpoints) stays thin.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -37,7 +38,7 @@ import optax
 
 from jrec_inr.model import FROZEN_RHO, Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
-__all__ = ["FitConfig", "FitState", "Problem", "init_state", "make_step", "fit", "losses",
+__all__ = ["FitConfig", "FitState", "Problem", "init_state", "make_step", "fit", "fit_loop", "losses",
            "inverse_softplus", "rows_of", "weight_betas", "block_kls", "pixel_sampler"]
 
 
@@ -260,21 +261,40 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
     return step
 
 
-def fit(arch: Arch, layout: Layout, cfg: FitConfig, num_steps: int):
-    """Jitted ``run(state, problem, key) -> (state, mse, kl_b)``: ``num_steps`` steps in a scan.
+@functools.lru_cache(maxsize=32)
+def fit_loop(arch: Arch, layout: Layout, cfg: FitConfig):
+    """Jitted ``run(state, problem, key, num_steps) -> (state, mse, kl_b)``.
 
-    ``mse`` is the last step's per-patch estimate, ``kl_b`` the last step's ``(R, B)``
-    block KLs.
-    Step ``i`` uses ``fold_in(key, state.step + i)``.
+    Runs ``num_steps`` steps of :func:`make_step` in a ``lax.fori_loop``; ``mse`` is the
+    last step's per-patch estimate, ``kl_b`` the last step's ``(R, B)`` block KLs (zeros
+    after 0 steps). Step ``i`` uses ``fold_in(key, state.step + i)``.
+
+    The step count is an argument, not a constant of the program: one compiled program
+    per architecture, settings and shapes serves every step count (the encoder's fitting
+    chunks and its fine-tuning between blocks, EM's E-steps), and the function is cached
+    per ``(arch, layout, cfg)``.
     """
     step = make_step(arch, layout, cfg)
 
     @jax.jit
-    def run(state: FitState, problem: Problem, key):
-        def body(s, _):
+    def run(state: FitState, problem: Problem, key, num_steps):
+        aux = jax.eval_shape(lambda s: step(s, problem, key)[1], state)
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), aux)
+
+        def body(_, carry):
+            s, _ = carry
             return step(s, problem, jax.random.fold_in(key, s.step))
 
-        state, (mse, kl_b) = jax.lax.scan(body, state, None, length=num_steps)
-        return state, mse[-1], kl_b[-1]
+        state, (mse, kl_b) = jax.lax.fori_loop(0, num_steps, body, (state, zeros))
+        return state, mse, kl_b
 
     return run
+
+
+def fit(arch: Arch, layout: Layout, cfg: FitConfig, num_steps: int):
+    """``run(state, problem, key) -> (state, mse, kl_b)``: :func:`fit_loop`'s program with
+    ``num_steps`` steps."""
+    if not (isinstance(num_steps, int) and num_steps >= 0):
+        raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
+    run = fit_loop(arch, layout, cfg)
+    return lambda state, problem, key: run(state, problem, key, num_steps)  # (positional: one cache entry)

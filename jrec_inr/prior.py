@@ -30,7 +30,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jrec_inr import data
-from jrec_inr.fit import FitConfig, Problem, fit, init_state
+from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
 __all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
@@ -338,7 +338,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             start = int(z["iteration"])
         log(f"resuming from {checkpoint} at EM iteration {start}")
     block1 = jnp.zeros(layout.size, jnp.int32)
-    runs = {}
+    run = fit_loop(arch, layout, cfg.fit)  # (one program for E-step 0 and the others)
     total = cfg.first_steps + cfg.em_iters * cfg.steps
     done = 0 if start == 0 else cfg.first_steps + (start - 1) * cfg.steps
     bar = tqdm(total=total, initial=done, desc=f"EM {name}", disable=not progress, unit="step")
@@ -358,9 +358,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
         left = steps
         while left > 0:
             n = min(chunk, left)
-            if n not in runs:
-                runs[n] = fit(arch, layout, cfg.fit, n)
-            state, mse, kl_b = runs[n](state, problem, k_it)
+            state, mse, kl_b = run(state, problem, k_it, n)
             left -= n
             bar.update(n)
             bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.sum()) / t / budget * cfg.bpp:.3f}")

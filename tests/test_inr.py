@@ -18,6 +18,7 @@ from jrec_inr.fit import (
     FitConfig,
     Problem,
     fit,
+    fit_loop,
     init_state,
     inverse_softplus,
     losses,
@@ -259,15 +260,20 @@ def test_fitting_lowers_the_loss_and_traces_once(tiny_model):
     def total(s):
         return float(mean_loss(s))
 
-    run = fit(TINY, layout, cfg, 25)
+    run = fit_loop(TINY, layout, cfg)
+    programs = run._cache_size()  # (fit_loop is cached: other tests' shapes may be in it)
     before = total(state)
-    for i in range(4):
-        state, _, _ = run(state, problem, jax.random.key(i))
+    for i in range(4):  # the step count is an argument: one program for all of them
+        state, _, _ = run(state, problem, jax.random.key(i), 22 + i)
+    state, _, _ = fit(TINY, layout, cfg, 0)(state, problem, jax.random.key(4))
+    assert int(state.step) == 94
     assert total(state) < 0.7 * before
-    assert run._cache_size() == 1, "the jitted fitting loop retraced"
+    assert run._cache_size() - programs <= 1, "the jitted fitting loop retraced"
+    with pytest.raises(ValueError, match="num_steps"):
+        fit(TINY, layout, cfg, -1)
     np.testing.assert_array_equal(np.asarray(state.mix), tiny_model.mix)  # mix_lr = 0: A fixed
     with pytest.raises(ValueError, match="mixing weights"):  # a linear model's state without its A
-        run(state._replace(mix=jnp.zeros((0,), jnp.float32)), problem, jax.random.key(0))
+        run(state._replace(mix=jnp.zeros((0,), jnp.float32)), problem, jax.random.key(0), 1)
 
 
 def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
@@ -281,7 +287,7 @@ def test_beta_control_moves_block_kl_toward_kappa(tiny_model):
     state = init_state(mean, jnp.full((p, layout.size), -9.0), jnp.full((p, nb), math.log(1e-3)),
                        FitConfig(beta_factor=1.3), mix=tiny_model.mix)
     run = fit(TINY, layout, FitConfig(beta_factor=1.3), 400)
-    _, _, kl0 = fit(TINY, layout, FitConfig(), 1)(state, problem, jax.random.key(0))
+    _, _, kl0 = fit(TINY, layout, FitConfig(beta_factor=1.3), 1)(state, problem, jax.random.key(0))
     state2, _, kl1 = run(state, problem, jax.random.key(1))
     err0 = float(jnp.mean(jnp.abs(kl0 - kappa)))
     err1 = float(jnp.mean(jnp.abs(kl1 - kappa)))
