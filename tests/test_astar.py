@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import encoder, keys
+from conftest import OPTIONS, encoder, keys
 from scipy import stats
 
 import jrec
@@ -70,15 +70,17 @@ def test_depth_limit_one_returns_the_root_point():
 
 
 def test_depth_limited_file_is_kappa_bits_per_index(tmp_path):
-    t = distrax.Normal(jnp.linspace(-1, 1, 64), jnp.full(64, 0.2))
-    code = jrec.encode(keys(64), t, P, method="astar_dl", kappa=10)
-    n = jrec.save_code(tmp_path / "x.jrec", code, method="astar_dl", key=keys(64), proposal=P, kappa=10)
-    assert n * 8 - 64 * 10 < 8 * 24  # payload 640 bits + a small header
+    # (the batch, types and kappa of the other tests' 64 Normal targets: the same programs)
+    kappa = OPTIONS["astar_dl"]["kappa"]
+    t = distrax.Normal(jnp.linspace(-1, 1, 64), jnp.full(64, 0.2, jnp.float32))
+    code = jrec.encode(keys(64), t, P, method="astar_dl", kappa=kappa)
+    n = jrec.save_code(tmp_path / "x.jrec", code, method="astar_dl", key=keys(64), proposal=P, kappa=kappa)
+    assert n * 8 - 64 * kappa < 8 * 24  # payload 64 kappa bits + a small header
     f = jrec.load_code(tmp_path / "x.jrec", key=keys(64), proposal=P)
-    x = jrec.decode(keys(64), f.index, P, method="astar_dl", kappa=10)
+    x = jrec.decode(keys(64), f.index, P, method="astar_dl", kappa=kappa)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(code.sample))
     with pytest.raises(jrec.ShapeMismatchError, match="indices must lie"):
-        jrec.decode(keys(64), jnp.full(64, 2**10, jnp.int32), P, method="astar_dl", kappa=10)
+        jrec.decode(keys(64), jnp.full(64, 2**kappa, jnp.int32), P, method="astar_dl", kappa=kappa)
 
 
 def test_bad_options_are_refused():

@@ -17,8 +17,9 @@ import jrec
 from jrec import bitstream as bs
 
 P = distrax.Normal(0.0, 1.0)
-N = 64  # (test_samplers.py's vmap test checks this batch: the same compiled programs)
-T = distrax.Normal(jnp.linspace(-1, 1, N), jnp.full(N, 0.3))
+N = 64  # (test_samplers.py's vmap test checks this batch: the same compiled programs, as long
+# as the argument types are the same too: float32 parameters, not weakly typed ones)
+T = distrax.Normal(jnp.linspace(-1, 1, N), jnp.full(N, 0.3, jnp.float32))
 
 
 def _code(method, **opts):
