@@ -338,7 +338,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             start = int(z["iteration"])
         log(f"resuming from {checkpoint} at EM iteration {start}")
     block1 = jnp.zeros(layout.size, jnp.int32)
-    run = fit_loop(arch, layout, cfg.fit)  # (one program for E-step 0 and the others)
+    run = fit_loop(arch, layout, cfg.fit)  # (one compiled program whatever the chunk length)
     total = cfg.first_steps + cfg.em_iters * cfg.steps
     done = 0 if start == 0 else cfg.first_steps + (start - 1) * cfg.steps
     bar = tqdm(total=total, initial=done, desc=f"EM {name}", disable=not progress, unit="step")
