@@ -357,16 +357,14 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
     key = jax.random.key(cfg.seed)
     noise_key = jax.random.fold_in(jax.random.key(cfg.seed), 0x5EED)
 
-    finetune_cfg = _finetune_fit(cfg)
-
-    def run(state, n, fit_cfg=fit_cfg):  # (fit_loop is cached: one program whatever n)
-        return fit_loop(arch, layout, fit_cfg)(state, problem, noise_key, n)
+    # (fit_loop is cached, and one program of each serves any number of steps)
+    fitting, finetuning = fit_loop(arch, layout, fit_cfg), fit_loop(arch, layout, _finetune_fit(cfg))
 
     bar = tqdm(total=cfg.fit_steps, desc="fit", unit="step", disable=not progress)
     left, mse, kl_b = cfg.fit_steps, jnp.zeros(num_patches), None
     while left > 0:
         n = min(cfg.chunk, left)
-        state, mse, kl_b = run(state, n)
+        state, mse, kl_b = fitting(state, problem, noise_key, n)
         left -= n
         bar.update(n)
         bar.set_postfix(psnr=f"{-10 * math.log10(float(jnp.mean(mse))):.2f}",
@@ -384,7 +382,7 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
         state, idx = coders[int(widths[b])](state, jnp.int32(b), key, sources)
         indices.append(idx)
         if cfg.finetune_steps and b + 1 < nb:
-            state, _, _ = run(state, cfg.finetune_steps, finetune_cfg)
+            state, _, _ = finetuning(state, problem, noise_key, cfg.finetune_steps)
         bar.update(1)
     bar.close()
     index = np.stack([np.asarray(i) for i in indices], axis=1).astype(np.int32)  # (P, B)
