@@ -62,11 +62,6 @@ def main():
         bundled = codec.select_model(bpp)
         models[bpp] = [bundled] + [m for m in folds if m.bpp == bundled.bpp]
     paths = [os.path.join(KODAK, n) for n in names]
-    commands = []  # of the earlier runs whose rows the JSON holds (resumed)
-    if os.path.exists(a.out):
-        with open(a.out) as f:
-            old = json.load(f)
-        commands = old.get("commands") or ([old["command"]] if "command" in old else [])
     cfg = cli._codec_config(a)
     command = "python benchmarks/rd_kodak.py " + " ".join(  # with the encoder's settings resolved
         [f"--images {' '.join(map(str, a.images))}", f"--bpp {' '.join(map(str, a.bpp))}",
@@ -74,15 +69,14 @@ def main():
          f"--finetune-lr {cfg.finetune_lr:g}"]
         + ([f"--seed {cfg.seed}"] if cfg.seed else []) + ([] if cfg.greedy else ["--sample"])
         + ([f"--fold-models {' '.join(a.fold_models)}"] if a.fold_models else []))
-    # in every write of the JSON, so that a run cut short keeps them
-    extra = {"commands": [c for c in commands if c != command] + [command],
-             "machine": {"cpu": platform.processor() or platform.machine(),
+    # in every write of the JSON, so that a run cut short keeps it
+    extra = {"machine": {"cpu": platform.processor() or platform.machine(),
                          "cores": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}}
     t0 = time.perf_counter()
     try:  # evaluate refuses an image every model of its rate saw, before coding anything
         res = cli.evaluate(paths, a.bpp, cfg=cfg, out=a.out, plot=a.out.replace(".json", ".png"),
                            baselines=True, time_budget=a.time_budget, models=models, progress=False,
-                           extra=extra)
+                           extra=extra, command=command)
     except ModelError as e:
         raise SystemExit(f"error: {e}") from None
     res["wall_seconds_this_run"] = round(time.perf_counter() - t0, 1)

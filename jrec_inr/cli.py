@@ -130,7 +130,7 @@ def _machine() -> str:
 
 
 def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, models=None,
-             time_budget=None, progress=False, log=print, extra=None) -> dict:
+             time_budget=None, progress=False, log=print, extra=None, command=None) -> dict:
     """Compress, write, read back and decode every image at every bit rate; CompressAI-style JSON.
 
     Args:
@@ -148,8 +148,11 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
       models: optional ``{bpp: Model or [Model, ...]}``: each image is coded with the first
         of its rate's models that did not see it in training (cross-validation folds);
         an image every candidate saw is an error (no figure from a prior that saw it).
-      extra: top-level fields added to every JSON written (e.g. a benchmark's command
-        list and machine), so that a run stopped part-way still records them.
+      extra: top-level fields added to every JSON written (e.g. a benchmark's machine), so
+        that a run stopped part-way still records them.
+      command: the command line of this run, recorded in every row it codes; the JSON's
+        ``commands`` lists those of the rows it holds (a resumed run that recodes every row
+        of an earlier one drops that one's command).
     """
     from jrec_inr import codec, data, metrics
     from jrec_inr.codec import CodecConfig
@@ -201,6 +204,8 @@ def evaluate(images, bpps, *, cfg=None, out=None, plot=None, baselines=False, mo
                    "decoding_time": info["decode_seconds"], "fit_seconds": res.stats["fit_seconds"],
                    "blocks": res.stats["blocks"], "patches": res.stats["patches"],
                    "fit_kl_bits_per_block": res.stats["fit_kl_bits_per_block"]}
+            if command is not None:
+                row["command"] = command
             # the image's rows of another model or encoder (and their baselines) are replaced now,
             # not when the run starts: a run cut short keeps the older figures of the rest
             rows = [r for r in rows if (r["image"], r["target_bpp"]) != (name, bpp)] + [row]
@@ -281,6 +286,9 @@ def _summary(rows, base, cfg, stopped, extra=None) -> dict:
            f"steps, {cfg.finetune_steps} fine-tuning steps per block (this run; each row records its "
            "encoder settings)", "machine": _machine(),
            "results": res, "per_image": rows, "baselines_per_image": base, "time_budget_hit": stopped}
+    commands = list(dict.fromkeys(r["command"] for r in rows if "command" in r))  # (in row order)
+    if commands:
+        out["commands"] = commands
     if base:
         out["baselines"] = baselines
     return {**out, **(extra or {})}

@@ -662,6 +662,22 @@ def test_eval_resumes_only_rows_of_the_same_model(tiny_model, tiny_file, tmp_pat
     assert len(coded) == 3 and r4["per_image"][0]["encoder"]["fit_steps"] == 11
 
 
+def test_eval_lists_the_commands_of_the_rows_it_holds(tiny_model, tiny_file, tmp_path):
+    _, img, _ = tiny_file
+    src = _write(tmp_path / "in.png", data.to_uint8(img))
+    out = str(tmp_path / "rd.json")
+    coded = []
+    kw = dict(out=out, models={0.5: tiny_model}, progress=False, log=coded.append)
+    cfg = codec.CodecConfig(fit_steps=10, finetune_steps=0)
+    cli.evaluate([src], [0.5], cfg=cfg, command="run A", **kw)
+    cli.evaluate([src], [0.5], cfg=cfg, command="run B", **kw)  # resumed: codes nothing
+    with open(out) as f:
+        got = json.load(f)
+    assert len(coded) == 1 and got["commands"] == ["run A"] and got["per_image"][0]["command"] == "run A"
+    r = cli.evaluate([src], [0.5], cfg=cfg._replace(fit_steps=11), command="run C", **kw)
+    assert len(coded) == 2 and r["commands"] == ["run C"]  # run A's only row was recoded
+
+
 def test_eval_codes_each_image_with_a_model_that_did_not_see_it(tiny_model, tiny_file, tmp_path):
     _, img, _ = tiny_file
     src = _write(tmp_path / "in.png", data.to_uint8(img))
