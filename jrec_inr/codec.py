@@ -1,9 +1,12 @@
-"""The COMBINER image codec: fit, code weights block by block with ORC, progressive fine-tuning.
+"""The COMBINER / RECOMBINER codec for signals of any kind: fit, code weights block by block
+with ORC, progressive fine-tuning.
 
 Guo, Flamich, He, Chen & Hernandez-Lobato, "Compression with Bayesian implicit neural
-representations", NeurIPS 2023 (COMBINER), section 3:
+representations", NeurIPS 2023 (COMBINER), section 3. One code path for every modality
+(:mod:`jrec_inr.modalities`: images, audio, protein backbones): the modality turns a
+signal into a unit-scale grid ``(*dims, C)`` and back; everything below works on grids.
 
-1. The image is cut into ``patch x patch`` patches (edge-padded); every patch gets an
+1. The grid is cut into patches (``Arch.patch_shape``, edge-padded); every patch gets an
    INR whose posterior is initialised at the model's prior and fitted with the
    beta-controlled loss (:mod:`jrec_inr.fit`), one beta per coding block, so each
    block carries about ``kappa`` bits of KL.
@@ -18,8 +21,11 @@ representations", NeurIPS 2023 (COMBINER), section 3:
    still-uncoded posterior is fine-tuned (progressive coding).
 3. The ``.jrec`` file (the :mod:`jrec.bitstream` container, sampler ``orc``) holds the
    ``(patches, blocks)`` indices in fixed width, the model fingerprint (prior, grouping,
-   architecture) and the key fingerprint; metadata: modality, image shape, seed and
-   model name. Decoding: key + indices -> weights -> one forward pass -> PNG.
+   architecture) and the key fingerprint; metadata (``INR2``, the same layout for every
+   modality): modality id, rank, channel count, each dimension, seed, the modality's
+   parameters (an audio file's sample rate; a protein's centre, scale, chain and
+   residues) and the model name. Files of the image-only codec (``INR1``) still decode.
+   Decoding: key + indices -> weights -> one forward pass -> the modality's file.
 
 The reconstruction the encoder reports is computed by the decoder's own function from
 the indices, so ``decompress(compress(x))`` reproduces it bit for bit.
@@ -37,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jrec
-from jrec_inr import data
+from jrec_inr import data, modalities
 from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.model import FROZEN_RHO, BayesianSiren, patch_coords
 from jrec_inr.prior import Model, ModelError, bundled_models, layout_of, load_model
@@ -46,8 +52,12 @@ __all__ = ["CodecConfig", "Result", "compress", "decompress", "select_model", "r
            "encoder_settings", "CodecError", "MODALITY_IMAGE", "ENCODER_VERSION"]
 
 MODALITY_IMAGE = 0
-_META = struct.Struct("<4sBIII")  # tag, modality, height, width, seed; then the model name
-_TAG = b"INR1"
+_META_V1 = struct.Struct("<4sBIII")  # INR1 (images only): tag, modality, height, width, seed; model name
+_TAG_V1 = b"INR1"
+_HEAD = struct.Struct("<4sBBH")  # INR2: tag, modality id, rank, channels; then the dims (u32 each),
+_TAIL = struct.Struct("<II")  # seed, length of the modality's parameters; parameters; model name
+_TAG = b"INR2"
+MAX_POINTS = 1 << 28  # grid points x channels: refuse implausible headers before allocating
 
 
 class CodecError(ValueError):
@@ -125,27 +135,48 @@ class Result(NamedTuple):
 
     Attributes:
       data: the ``.jrec`` bytes.
-      image: the reconstruction (uint8 ``(H, W, 3)``), exactly what the decoder outputs.
-      stats: dict: bpp (from ``len(data)``), psnr, kl_bits, seconds, ...
+      signal: the reconstruction, exactly what the decoder outputs (a
+        :class:`~jrec_inr.modalities.Signal`: uint8 ``(H, W, 3)`` pixels, int16 ``(T, C)``
+        samples, float32 ``(N, 3)`` coordinates in angstrom, with the modality's info).
+      stats: dict: rate (from ``len(data)``) and its unit, the modality's metrics, KL,
+        seconds, ... (images also ``bpp`` and ``psnr``).
     """
 
     data: bytes
-    image: np.ndarray
+    signal: modalities.Signal
     stats: dict
 
+    @property
+    def image(self) -> np.ndarray:
+        """The reconstruction's values (for images: the uint8 ``(H, W, 3)`` pixels)."""
+        return self.signal.values
 
-def select_model(bpp: float) -> Model:
-    """The bundled model for a requested bit rate (nearest within a factor 1.5)."""
-    if not (isinstance(bpp, (int, float)) and math.isfinite(bpp) and bpp > 0):
-        raise CodecError(f"--bpp must be a positive number, got {bpp!r}")
-    models = {name: load_model(path) for name, path in bundled_models().items()}
+
+_BUNDLED: dict = {}
+
+
+def _bundled() -> dict:
+    """The bundled models, loaded once per process."""
+    if not _BUNDLED:
+        _BUNDLED.update({name: load_model(path) for name, path in bundled_models().items()})
+    return _BUNDLED
+
+
+def select_model(rate: float, modality: str = "image") -> Model:
+    """The bundled model of ``modality`` for a requested rate in the modality's unit (bpp,
+    kbps, bits per residue): the nearest within a factor 1.5."""
+    mod = modalities.get(modality)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise CodecError(f"the rate must be a positive number of {mod.unit}, got {rate!r}")
+    models = [m for m in _bundled().values() if m.modality == mod.name]
     if not models:
-        raise CodecError("no bundled models found in jrec_inr/models")
-    best = min(models.values(), key=lambda m: abs(math.log(bpp / m.bpp)))
-    if abs(math.log(bpp / best.bpp)) > math.log(1.5):
-        have = ", ".join(f"{m.bpp:g}" for m in sorted(models.values(), key=lambda m: m.bpp))
-        raise CodecError(f"unsupported bit rate {bpp:g} bpp: the bundled models code at {have} bpp "
-                         "(train another with `jrec-inr train-prior --bpp ...`)")
+        raise CodecError(f"no bundled {mod.name} models in jrec_inr/models (train one with "
+                         f"`jrec-inr train-prior --modality {mod.name} ...`)")
+    best = min(models, key=lambda m: abs(math.log(rate / m.nominal_rate)))
+    if abs(math.log(rate / best.nominal_rate)) > math.log(1.5):
+        have = ", ".join(f"{m.nominal_rate:g}" for m in sorted(models, key=lambda m: m.nominal_rate))
+        raise CodecError(f"unsupported rate {rate:g} {mod.unit} for {mod.name}: the bundled models code "
+                         f"at {have} {mod.unit} (train another with `jrec-inr train-prior`)")
     return best
 
 
@@ -275,62 +306,110 @@ def _weights_from_indices(model: Model, seed, index, sources):
 
 
 def _make_render_fn(model: Model):
-    """Jitted ``(P, D) weights -> (P, n, C)`` patches in [0, 1]."""
+    """Jitted ``(P, D) weights -> (P, n, C)`` patches on the unit scale (the INR's output
+    plus the modality's offset, clipped to its range)."""
     layout = layout_of(model.arch)
     net = BayesianSiren(model.arch)
     coords = patch_coords(model.arch.patch)
     rho = jnp.zeros(layout.size, jnp.float32)
     mix = jnp.asarray(model.mix, jnp.float32)
+    mod = modalities.get(model.modality)
 
     @jax.jit
     def render(weights):
-        out = jax.vmap(lambda w: net.apply(layout.variables(w, rho, mix), coords))(weights)
-        return jnp.clip(out + 0.5, 0.0, 1.0)
+        out = jax.vmap(lambda w: net.apply(layout.variables(w, rho, mix), coords))(weights) + mod.offset
+        return out if mod.clip is None else jnp.clip(out, *mod.clip)
 
     return render
 
 
-def _decode_image(model: Model, seed: int, index, shape) -> tuple[np.ndarray, np.ndarray]:
-    """The decoder: ``(uint8 image, (P, D) weights)`` from the seed and the block indices."""
+def _decode_grid(model: Model, seed: int, index, grid_dims) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder: ``(unit-scale grid (*grid_dims, C), (P, D) weights)`` from the seed and
+    the block indices."""
     index = jnp.asarray(index)
     sources = jnp.asarray(_sources(model, index.shape[0]))
     weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), index, sources)
     patches = np.asarray(_per_model(_make_render_fn, model)(weights))
-    return data.to_uint8(data.from_patches(patches, shape, model.arch.patch)), np.asarray(weights)
+    return data.from_patches(patches, tuple(grid_dims), model.arch.patch_shape), np.asarray(weights)
 
 
-def _meta(shape, seed: int, name: str) -> bytes:
-    return _META.pack(_TAG, MODALITY_IMAGE, shape[0], shape[1], seed) + name.encode()
+def _meta(mod, dims, channels: int, seed: int, params: bytes, name: str) -> bytes:
+    return (_HEAD.pack(_TAG, mod.id, len(dims), channels) + struct.pack(f"<{len(dims)}I", *dims)
+            + _TAIL.pack(seed, len(params)) + params + name.encode())
 
 
 def read_meta(blob: bytes) -> dict:
-    """Parse the codec metadata of a ``.jrec`` file's bytes (no key/model check yet)."""
+    """Parse the codec metadata of a ``.jrec`` file's bytes (no key/model check yet).
+
+    Returns a dict: ``modality`` (name), ``shape`` (the signal's grid dims), ``channels``,
+    ``seed``, ``model`` (name), ``kappa``, ``params`` (the modality's bytes).
+    """
     header = jrec.bitstream.read_header(blob)
     meta = header.meta
-    if header.method != "orc" or len(meta) < _META.size or meta[:4] != _TAG:
+    if header.method != "orc" or len(meta) < 4 or meta[:4] not in (_TAG, _TAG_V1):
         raise CodecError("not a jrec_inr file (a .jrec container without INR metadata)")
-    _, modality, h, w, seed = _META.unpack(meta[: _META.size])
-    if modality != MODALITY_IMAGE:
-        raise CodecError(f"modality {modality} is not an image; this build decodes images only")
-    if h == 0 or w == 0 or h * w > data.MAX_PIXELS:
-        raise jrec.HeaderError(f"implausible image shape {h}x{w} in the file")
-    return {"modality": "image", "shape": (h, w), "seed": seed,
-            "model": meta[_META.size:].decode("utf-8", "replace"), "kappa": header.options.get("kappa")}
+    kappa = header.options.get("kappa")
+    if meta[:4] == _TAG_V1:  # the image-only codec's files
+        if len(meta) < _META_V1.size:
+            raise jrec.HeaderError("truncated INR metadata")
+        _, modality, h, w, seed = _META_V1.unpack(meta[: _META_V1.size])
+        if modality != MODALITY_IMAGE:
+            raise jrec.HeaderError(f"modality {modality} in an INR1 header (those hold images only)")
+        if h == 0 or w == 0 or h * w > data.MAX_PIXELS:
+            raise jrec.HeaderError(f"implausible image shape {h}x{w} in the file")
+        return {"modality": "image", "shape": (h, w), "channels": 3, "seed": seed, "params": b"",
+                "model": meta[_META_V1.size:].decode("utf-8", "replace"), "kappa": kappa}
+    if len(meta) < _HEAD.size:
+        raise jrec.HeaderError("truncated INR metadata")
+    _, mid, rank, channels = _HEAD.unpack(meta[: _HEAD.size])
+    try:
+        mod = modalities.get(mid)
+    except modalities.SignalError:
+        raise CodecError(f"the file codes modality {mid}, which this build does not know "
+                         f"(it decodes {modalities.names()})") from None
+    if rank != mod.rank:
+        raise jrec.HeaderError(f"a rank-{rank} {mod.name} in the file (a {mod.name} has rank {mod.rank})")
+    pos = _HEAD.size + 4 * rank
+    if len(meta) < pos + _TAIL.size:
+        raise jrec.HeaderError("truncated INR metadata")
+    dims = struct.unpack(f"<{rank}I", meta[_HEAD.size: pos])
+    seed, plen = _TAIL.unpack(meta[pos: pos + _TAIL.size])
+    pos += _TAIL.size
+    if len(meta) < pos + plen:
+        raise jrec.HeaderError("truncated INR metadata (modality parameters)")
+    if channels == 0 or 0 in dims or math.prod(dims) * channels > MAX_POINTS:
+        raise jrec.HeaderError(f"implausible {mod.name} shape {dims} x {channels} channels in the file")
+    return {"modality": mod.name, "shape": tuple(dims), "channels": channels, "seed": seed,
+            "params": meta[pos: pos + plen], "model": meta[pos + plen:].decode("utf-8", "replace"),
+            "kappa": kappa}
 
 
-def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: bool = True,
+def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: bool = True,
              log=None) -> Result:
-    """Compress an ``(H, W, 3)`` float image in ``[0, 1]`` with ``model``.
+    """Compress a signal with ``model`` (whose modality it must be).
 
-    Returns a :class:`Result`; ``Result.image`` is the decoder's output for ``Result.data``.
+    Args:
+      signal: a :class:`~jrec_inr.modalities.Signal` (from the modality's ``read``), or
+        for images an ``(H, W, 3)`` float array in ``[0, 1]``.
+      model: the prior (:func:`select_model`, :func:`~jrec_inr.prior.load_model`).
+      cfg: encoder settings.
+
+    Returns a :class:`Result`; ``Result.signal`` is the decoder's output for ``Result.data``.
     """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     cfg = CodecConfig() if cfg is None else cfg
-    image = np.asarray(image, np.float32)
-    if image.ndim != 3 or image.shape[-1] != model.arch.channels or 0 in image.shape:
-        raise data.ImageError(f"expected an (H, W, {model.arch.channels}) image, got {image.shape}")
+    mod = modalities.get(model.modality)
+    if not isinstance(signal, modalities.Signal):
+        signal = modalities.Signal(np.asarray(signal), {})
+    if mod.name == "image":
+        v = np.asarray(signal.values)
+        if v.ndim != 3 or v.shape[-1] != model.arch.channels or 0 in v.shape:
+            raise data.ImageError(f"expected an (H, W, {model.arch.channels}) image, got {v.shape}")
+    x, params = mod.normalise(signal)
+    dims, channels = x.shape[:-1], x.shape[-1]
+    grid = mod.to_grid(x, model.arch)
     if cfg.block_kl is not None and not (math.isfinite(cfg.block_kl) and 0 < cfg.block_kl <= 2 * model.kappa):
         raise CodecError(f"block_kl must be in (0, {2 * model.kappa}] bits (kappa = {model.kappa}), "
                          f"got {cfg.block_kl!r}")
@@ -339,12 +418,12 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
         raise CodecError(f"finetune_lr must be a positive number, got {lr!r}")
     arch = model.arch
     layout = layout_of(arch)
-    patches = data.to_patches(image, arch.patch)
+    patches = data.to_patches(grid, arch.patch_shape)
     num_patches = patches.shape[0]
     nb = model.num_blocks
     order = model.patch_order(num_patches)  # blocks across patches: the beta row of each weight
     row = None if order is None else jnp.asarray(np.argsort(order, axis=0).astype(np.int32))
-    problem = Problem(jnp.asarray(patches) - 0.5, jnp.asarray(model.prior_mean),
+    problem = Problem(jnp.asarray(patches) - mod.offset, jnp.asarray(model.prior_mean),
                       jnp.asarray(model.prior_std), jnp.asarray(model.block),
                       jnp.full((nb,), float(model.kappa if cfg.block_kl is None else cfg.block_kl),
                                jnp.float32), row)
@@ -386,18 +465,23 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
         bar.update(1)
     bar.close()
     index = np.stack([np.asarray(i) for i in indices], axis=1).astype(np.int32)  # (P, B)
-    shape = image.shape[:2]
     blob = jrec.to_bytes(index, method="orc", key=key, proposal=None,
-                         model=model.fingerprint_parts(), meta=_meta(shape, cfg.seed, model.name),
-                         kappa=model.kappa)
-    recon, decoded = _decode_image(model, cfg.seed, index, shape)  # what the decoder will output
+                         model=model.fingerprint_parts(),
+                         meta=_meta(mod, dims, channels, cfg.seed, params, model.name), kappa=model.kappa)
+    recon_grid, decoded = _decode_grid(model, cfg.seed, index, grid.shape[:-1])  # the decoder's output
+    recon = mod.restore(mod.from_grid(recon_grid, dims, channels, arch), params)
     seconds = time.perf_counter() - t0
     coded = np.asarray(state.mean)
+    rate = mod.rate(len(blob), signal)
+    quality = mod.metrics(signal, recon)
     stats = {
-        "bpp": 8 * len(blob) / (shape[0] * shape[1]),
+        "modality": mod.name,
+        "rate": rate,
+        "unit": mod.unit,
+        **quality,
         "bytes": len(blob),
-        "psnr": _psnr_uint8(data.to_uint8(image), recon),
-        "pixels": int(shape[0] * shape[1]),
+        "params_bytes": len(params),
+        "points": int(math.prod(dims)),
         "patches": int(num_patches),
         "blocks": int(nb),
         "kappa": int(model.kappa),
@@ -409,21 +493,30 @@ def compress(image, model: Model, cfg: CodecConfig | None = None, *, progress: b
         "fit_seconds": t_fit,
         "encode_seconds": seconds,
     }
+    if mod.name == "image":
+        stats.update(bpp=rate, pixels=stats["points"])
     if log is not None:
         log(stats)
     return Result(blob, recon, stats)
 
 
-def decompress(blob: bytes, model: Model | None = None) -> tuple[np.ndarray, dict]:
-    """Decode ``.jrec`` bytes to a uint8 ``(H, W, 3)`` image.
+def decompress(blob: bytes, model: Model | None = None) -> modalities.Signal:
+    """Decode ``.jrec`` bytes to the signal (any modality).
 
     Args:
       blob: the file's bytes.
       model: the model to decode with; default: the bundled model named in the file.
 
+    Returns:
+      A :class:`~jrec_inr.modalities.Signal` ``(values, info)`` (unpacks as
+      ``values, info = decompress(...)``): uint8 ``(H, W, 3)`` pixels, int16 ``(T, C)``
+      samples or float32 ``(N, 3)`` coordinates; ``info`` holds the file's metadata
+      (modality, shape, seed, model, ...), the modality's info (sample rate, residues)
+      and ``decode_seconds``. Write it with the modality's ``write``.
+
     Raises:
       jrec.BitstreamError: corrupt / truncated data, or a model whose fingerprint differs
-        from the encoder's (``ModelMismatchError``).
+        from the encoder's or that codes another modality (``ModelMismatchError``).
       CodecError / ModelError: not an INR file, or its model is not available.
     """
     t0 = time.perf_counter()
@@ -434,7 +527,10 @@ def decompress(blob: bytes, model: Model | None = None) -> tuple[np.ndarray, dic
         if info["model"] not in models:
             raise ModelError(f"the file needs model {info['model']!r}, which is not bundled "
                              f"(have {sorted(models)}); pass it with --model")
-        model = load_model(models[info["model"]])
+        model = _bundled().get(info["model"]) or load_model(models[info["model"]])
+    if model.modality != info["modality"]:
+        raise jrec.ModelMismatchError(f"the file codes {info['modality']}; model {model.name!r} codes "
+                                      f"{model.modality}")
     key = jax.random.key(info["seed"])
     try:
         f = jrec.from_bytes(blob, key=key, proposal=None, model=model.fingerprint_parts(), method="orc",
@@ -444,16 +540,21 @@ def decompress(blob: bytes, model: Model | None = None) -> tuple[np.ndarray, dic
             f"{e}: the file was coded with model {info['model']!r} and a different prior / "
             f"architecture than the given model {model.name!r}") from None
     index = np.asarray(f.index)
-    shape = info["shape"]
-    rows, cols = data.grid(shape, model.arch.patch)
-    if index.shape != (rows * cols, model.num_blocks):
+    mod = modalities.get(info["modality"])
+    shape, channels = info["shape"], info["channels"]
+    try:
+        gdims = mod.grid_dims(shape, channels, model.arch)
+    except modalities.SignalError as e:
+        raise jrec.ModelMismatchError(f"model {model.name!r} cannot decode this file: {e}") from None
+    patches = math.prod(data.grid(gdims, model.arch.patch_shape))
+    if index.shape != (patches, model.num_blocks):
         raise jrec.ModelMismatchError(f"the file holds {index.shape} indices; model {model.name!r} "
-                                      f"needs {(rows * cols, model.num_blocks)} for a {shape} image")
-    img, _ = _decode_image(model, info["seed"], index, shape)
+                                      f"needs {(patches, model.num_blocks)} for a {shape} {mod.name}")
+    grid, _ = _decode_grid(model, info["seed"], index, gdims)
+    try:
+        out = mod.restore(mod.from_grid(grid, shape, channels, model.arch), info.pop("params"))
+    except modalities.SignalError as e:
+        raise jrec.HeaderError(f"invalid {mod.name} parameters in the file: {e}") from None
+    info.update(out.info)
     info["decode_seconds"] = time.perf_counter() - t0
-    return img, info
-
-
-def _psnr_uint8(a, b) -> float:
-    mse = float(np.mean(np.square(a.astype(np.float64) - b.astype(np.float64))))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return modalities.Signal(out.values, info)

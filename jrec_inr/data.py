@@ -1,25 +1,31 @@
-"""Images in and out: loading with clear errors, patches, atomic PNG writes.
+"""Signals in and out: images (loading with clear errors, atomic PNG writes), rank-generic patches.
 
-Pixel values are float32 in ``[0, 1]`` in memory (``(H, W, 3)``); the codec's patches
-are ``(P, patch * patch, 3)`` arrays in row-major patch order, the image edge-padded to
-a multiple of the patch size (the padding is cropped after decoding).
+Pixel values are float32 in ``[0, 1]`` in memory (``(H, W, 3)``). A signal of any kind is
+a grid ``(*dims, C)`` (:mod:`jrec_inr.modalities`); the codec's patches are
+``(P, prod(patch), C)`` arrays in row-major patch order, the grid edge-padded to a
+multiple of the patch shape (the padding is cropped after decoding).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from importlib import resources
 
 import numpy as np
 
-__all__ = ["ImageError", "load_image", "save_png", "to_patches", "from_patches", "demo_image",
-           "to_uint8", "atomic_write"]
+__all__ = ["SignalError", "ImageError", "load_image", "save_png", "to_patches", "from_patches", "demo_image",
+           "to_uint8", "atomic_write", "grid", "patch_shape"]
 
 MAX_PIXELS = 1 << 26  # 64 Mpx: refuse absurd images before allocating
 
 
-class ImageError(ValueError):
+class SignalError(ValueError):
+    """An input signal the codec cannot take (unreadable, empty, wrong format, NaN, ...)."""
+
+
+class ImageError(SignalError):
     """An input image the codec cannot take (unreadable, wrong channel count, empty, ...)."""
 
 
@@ -92,28 +98,47 @@ def save_png(path, img_uint8) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def grid(shape, patch: int) -> tuple[int, int]:
-    """Patch rows and columns covering an ``(H, W)`` image."""
-    h, w = shape[:2]
-    return -(-h // patch), -(-w // patch)
+def patch_shape(patch, rank: int | None = None) -> tuple[int, ...]:
+    """A patch's sides as a tuple: an int is a square image patch ``(patch, patch)``."""
+    shape = (patch, patch) if isinstance(patch, (int, np.integer)) else tuple(int(v) for v in patch)
+    if rank is not None and len(shape) != rank:
+        raise ValueError(f"a rank-{len(shape)} patch {shape} for a rank-{rank} signal")
+    return shape
 
 
-def to_patches(img, patch: int) -> np.ndarray:
-    """``(H, W, C)`` -> ``(rows * cols, patch * patch, C)``, edge-padded to whole patches."""
-    img = np.asarray(img)
-    rows, cols = grid(img.shape, patch)
-    pad = ((0, rows * patch - img.shape[0]), (0, cols * patch - img.shape[1]), (0, 0))
-    x = np.pad(img, pad, mode="edge")
+def grid(shape, patch) -> tuple[int, ...]:
+    """Patches along each axis covering a signal of grid shape ``shape`` (``(H, W)`` for an
+    image; extra trailing entries such as the channel count are ignored)."""
+    sides = patch_shape(patch)
+    return tuple(-(-int(n) // s) for n, s in zip(shape[: len(sides)], sides, strict=True))
+
+
+def to_patches(x, patch) -> np.ndarray:
+    """``(*dims, C)`` -> ``(num_patches, prod(patch), C)``, edge-padded to whole patches.
+
+    Patches are in row-major order of the patch grid, points row-major within a patch
+    (for an image: ``(rows * cols, patch * patch, C)``).
+    """
+    x = np.asarray(x)
+    sides = patch_shape(patch, x.ndim - 1)
+    counts = grid(x.shape, sides)
+    d = len(sides)
+    pad = [(0, n * s - dim) for n, s, dim in zip(counts, sides, x.shape[:d], strict=True)] + [(0, 0)]
+    x = np.pad(x, pad, mode="edge")
     c = x.shape[-1]
-    x = x.reshape(rows, patch, cols, patch, c).transpose(0, 2, 1, 3, 4)
-    return x.reshape(rows * cols, patch * patch, c)
+    x = x.reshape(*[v for n, s in zip(counts, sides, strict=True) for v in (n, s)], c)
+    x = x.transpose(*range(0, 2 * d, 2), *range(1, 2 * d, 2), 2 * d)
+    return x.reshape(math.prod(counts), math.prod(sides), c)
 
 
-def from_patches(patches, shape, patch: int) -> np.ndarray:
-    """Inverse of :func:`to_patches`: reassemble and crop to ``shape = (H, W)``."""
-    h, w = shape[:2]
-    rows, cols = grid(shape, patch)
+def from_patches(patches, shape, patch) -> np.ndarray:
+    """Inverse of :func:`to_patches`: reassemble and crop to ``shape`` (the grid's dims)."""
+    sides = patch_shape(patch)
+    d = len(sides)
+    counts = grid(shape, sides)
     p = np.asarray(patches)
     c = p.shape[-1]
-    x = p.reshape(rows, cols, patch, patch, c).transpose(0, 2, 1, 3, 4)
-    return x.reshape(rows * patch, cols * patch, c)[:h, :w]
+    x = p.reshape(*counts, *sides, c)
+    x = x.transpose(*[v for i in range(d) for v in (i, d + i)], 2 * d)
+    x = x.reshape(*[n * s for n, s in zip(counts, sides, strict=True)], c)
+    return x[tuple(slice(0, int(n)) for n in shape[:d])]

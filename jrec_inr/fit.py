@@ -173,25 +173,30 @@ def block_kls(kl, problem: Problem, num_rows: int):
     return kl_b.reshape(num_rows, nb)
 
 
-def pixel_sampler(patch: int, num: int, stratified: bool):
-    """``draw(key) -> (m,)`` int32 pixel indices (row-major) of a ``patch x patch`` patch,
-    ``m = min(num, patch^2)``: independent uniform draws, or one uniform draw per cell of
-    ``m`` equal cells (``stratified``; needs ``m`` to divide ``patch^2``, else independent)."""
-    n = patch * patch
+def pixel_sampler(patch, num: int, stratified: bool):
+    """``draw(key) -> (m,)`` int32 point indices (row-major) of a patch (an int: a square
+    ``patch x patch`` image patch; a tuple: its sides), ``m = min(num, points)``:
+    independent uniform draws, or one uniform draw per cell of ``m`` equal cells
+    (``stratified``; needs ``m`` to divide the point count, else independent). Cells are
+    cubes of side ``f`` when they tile the patch (``f x f`` squares on an image), runs
+    of the row-major order otherwise (e.g. stretches of audio samples)."""
+    shape = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    d = len(shape)
+    n = math.prod(shape)
     m = min(num, n)
     if not stratified or n % m:
         return lambda key: jax.random.randint(key, (m,), 0, n)
     k = n // m
-    f = math.isqrt(k)
-    if f * f == k and patch % f == 0:  # square f x f cells
-        cells = patch // f
-        cy, cx = jnp.divmod(jnp.arange(m, dtype=jnp.int32), cells)
-        base = cy * f * patch + cx * f
+    f = round(k ** (1.0 / d))
+    strides = [math.prod(shape[i + 1:]) for i in range(d)]
+    if d > 1 and f**d == k and all(s % f == 0 for s in shape):  # cubic cells of side f
+        cell = jnp.stack(jnp.unravel_index(jnp.arange(m, dtype=jnp.int32), [s // f for s in shape]))
+        base = sum(cell[i] * f * strides[i] for i in range(d))
 
         def draw(key):
-            dy, dx = jnp.divmod(jax.random.randint(key, (m,), 0, k), f)
-            return base + dy * patch + dx
-    else:  # runs of k consecutive pixels
+            off = jnp.unravel_index(jax.random.randint(key, (m,), 0, k), (f,) * d)
+            return base + sum(off[i] * strides[i] for i in range(d))
+    else:  # runs of k consecutive points
         base = jnp.arange(m, dtype=jnp.int32) * k
 
         def draw(key):

@@ -63,8 +63,11 @@ class Arch(NamedTuple):
       hidden: width of the hidden layers.
       depth: number of hidden (sine) layers.
       num_freqs: Fourier feature frequencies ``2^l pi``, ``l < num_freqs``.
-      patch: side of the square patches (pixels) one INR represents.
-      channels: output channels (3 for RGB).
+      patch: the patch one INR represents: an int ``s`` for a square ``s x s`` image patch
+        (the image models' setting), or a tuple of sides, one per axis of the signal's grid
+        (``(800,)``: 800 audio samples; ``(96,)``: 96 residues; ``(24, 16, 16)``: a video
+        patch). :attr:`patch_shape` is always the tuple.
+      channels: output channels (3 for RGB, 1 for mono audio, 3 for C-alpha coordinates).
       w0: SIREN frequency.
       rho_init: initial ``rho`` of the posterior (std = softplus(rho_init)).
       linear: RECOMBINER's linear reparameterisation ``[W; b] = H A`` of every layer.
@@ -75,7 +78,7 @@ class Arch(NamedTuple):
     hidden: int = 24
     depth: int = 3
     num_freqs: int = 3
-    patch: int = 64
+    patch: int | tuple = 64
     channels: int = 3
     w0: float = 30.0
     rho_init: float = -6.0
@@ -92,15 +95,42 @@ class Arch(NamedTuple):
 
     @classmethod
     def from_json(cls, s: str) -> Arch:
-        return cls(**json.loads(s))
+        return cls.from_dict(json.loads(s))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Arch:
+        """From :meth:`to_json`'s fields (a JSON list ``patch`` becomes a tuple)."""
+        d = dict(d)
+        if isinstance(d.get("patch"), list):
+            d["patch"] = tuple(d["patch"])
+        return cls(**d)
+
+    @property
+    def patch_shape(self) -> tuple[int, ...]:
+        """The patch's sides, one per axis (an int ``patch`` is a square image patch)."""
+        return (self.patch, self.patch) if isinstance(self.patch, int) else tuple(self.patch)
+
+    @property
+    def rank(self) -> int:
+        """Number of coordinate axes (2 for images, 1 for audio and protein backbones)."""
+        return len(self.patch_shape)
+
+    @property
+    def patch_size(self) -> int:
+        """Grid points in one patch."""
+        return math.prod(self.patch_shape)
 
     @property
     def num_inputs(self) -> int:
-        return 2 + 4 * self.num_freqs + (self.pe_channels if self.pe_grid else 0)
+        return self.rank * (1 + 2 * self.num_freqs) + (self.pe_channels if self.pe_grid else 0)
 
     def check(self) -> Arch:
         """Validate the settings (``ValueError`` naming the bad one); returns ``self``."""
-        if min(self.hidden, self.depth, self.num_freqs + 1, self.patch, self.channels) < 1:
+        p = self.patch
+        if not (isinstance(p, int) or (isinstance(p, tuple) and 1 <= len(p) <= 3
+                                      and all(isinstance(v, int) for v in p))):
+            raise ValueError(f"patch must be an int (square image patch) or a tuple of 1-3 ints, got {p!r}")
+        if min(self.hidden, self.depth, self.num_freqs + 1, *self.patch_shape, self.channels) < 1:
             raise ValueError(f"hidden, depth, patch and channels must be >= 1 and num_freqs >= 0: {self}")
         if (self.pe_grid == 0) != (self.pe_channels == 0) or self.pe_grid == 1 or self.pe_grid < 0:
             raise ValueError(f"a positional-encoding grid needs pe_grid >= 2 and pe_channels >= 1 "
@@ -120,27 +150,38 @@ def fourier_features(coords, num_freqs: int):
 
 
 def grid_features(grid, coords):
-    """Bilinear interpolation of a ``(G, G, C)`` grid at coordinates ``(..., 2)`` in [-1, 1].
+    """Multilinear interpolation of a ``(G,) * d + (C,)`` grid at coordinates ``(..., d)`` in
+    [-1, 1] (linear for d = 1, bilinear for d = 2, trilinear for d = 3).
 
     The grid's nodes sit at ``linspace(-1, 1, G)`` along each axis (``coords[..., 0]``
     indexes the first grid axis), so node values are reproduced exactly at the nodes.
     """
+    d = coords.shape[-1]
     g = grid.shape[0]
     u = jnp.clip((coords + 1.0) * 0.5 * (g - 1), 0.0, g - 1.0)
     lo = jnp.minimum(jnp.floor(u), g - 2).astype(jnp.int32)
-    t = u - lo  # (..., 2) in [0, 1]
-    i, j = lo[..., 0], lo[..., 1]
-    ty, tx = t[..., :1], t[..., 1:]
-    top = grid[i, j] * (1 - tx) + grid[i, j + 1] * tx
-    bottom = grid[i + 1, j] * (1 - tx) + grid[i + 1, j + 1] * tx
-    return top * (1 - ty) + bottom * ty
+    t = u - lo  # (..., d) in [0, 1]
+
+    def corner(axis, idx):  # interpolate axes axis.. with the first `axis` indices fixed
+        if axis == d:
+            return grid[tuple(idx)]
+        ta = t[..., axis : axis + 1]
+        i = lo[..., axis]
+        return corner(axis + 1, idx + [i]) * (1 - ta) + corner(axis + 1, idx + [i + 1]) * ta
+
+    return corner(0, [])
 
 
-def patch_coords(patch: int):
-    """Pixel-centre coordinates of a ``patch x patch`` grid in [-1, 1], shape ``(patch^2, 2)``."""
-    t = (jnp.arange(patch, dtype=jnp.float32) + 0.5) / patch * 2.0 - 1.0
-    yy, xx = jnp.meshgrid(t, t, indexing="ij")
-    return jnp.stack([yy.ravel(), xx.ravel()], axis=-1)
+def patch_coords(patch):
+    """Point-centre coordinates of a patch in [-1, 1], row-major, shape ``(prod(shape), d)``.
+
+    ``patch``: an int (a square ``patch x patch`` image patch, ``d = 2``) or a tuple of
+    sides (``d = len(patch)``).
+    """
+    shape = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    axes = [(jnp.arange(s, dtype=jnp.float32) + 0.5) / s * 2.0 - 1.0 for s in shape]
+    mesh = jnp.meshgrid(*axes, indexing="ij")
+    return jnp.stack([m.ravel() for m in mesh], axis=-1)
 
 
 class BayesianDense(nn.Module):
@@ -197,7 +238,7 @@ class BayesianSiren(nn.Module):
         keys = [None] * n_keys if key is None else list(jax.random.split(key, n_keys))
         sin = jnp.sin if key is None else fastmath.sin  # the decoder's pass is plain jnp.sin
         if a.pe_grid:  # the latent grid: one reparameterised draw per call, shared by the pixels
-            shape = (a.pe_grid, a.pe_grid, a.pe_channels)
+            shape = (a.pe_grid,) * a.rank + (a.pe_channels,)
             z = self.param("pe_mean", nn.initializers.normal(0.1), shape)
             z_rho = self.param("pe_rho", nn.initializers.constant(a.rho_init), shape)
             if key is not None:

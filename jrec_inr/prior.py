@@ -61,6 +61,10 @@ class Model(NamedTuple):
         image takes each of its weights ``d`` from patch ``patch_order(...)[j, d]``
         instead of all from patch ``j``, so a block's ``kappa`` bits go to the patches
         that need them (:func:`patch_order`).
+      modality: the kind of signal it codes (:mod:`jrec_inr.modalities`).
+      rate: the rate it was trained for in the modality's unit (kbps for audio, bits per
+        residue for proteins); ``None`` for images, whose unit is ``bpp``. (``bpp`` is
+        always the training budget in bits per grid point.)
     """
 
     name: str
@@ -74,6 +78,13 @@ class Model(NamedTuple):
     recipe: dict
     mix: np.ndarray = np.zeros(0, np.float32)
     cross_patch: bool = False
+    modality: str = "image"
+    rate: float | None = None
+
+    @property
+    def nominal_rate(self) -> float:
+        """The rate the model was trained for, in its modality's unit."""
+        return self.bpp if self.rate is None else self.rate
 
     @property
     def num_blocks(self) -> int:
@@ -93,6 +104,8 @@ class Model(NamedTuple):
             parts["mix"] = np.asarray(self.mix, np.float32)
         if self.cross_patch:  # left out otherwise: older models keep their fingerprints
             parts["cross_patch"] = 1
+        if self.modality != "image":
+            parts["modality"] = self.modality
         return parts
 
     def patch_order(self, num_patches: int) -> np.ndarray | None:
@@ -114,6 +127,10 @@ def save_model(path, model: Model) -> None:
             "kappa": model.kappa, "bpp": model.bpp, "recipe": model.recipe}
     if model.cross_patch:
         meta["cross_patch"] = True
+    if model.modality != "image":
+        meta["modality"] = model.modality
+    if model.rate is not None:
+        meta["rate"] = model.rate
     buf = io.BytesIO()
     np.savez_compressed(buf, prior_mean=np.asarray(model.prior_mean, np.float32),
                         prior_std=np.asarray(model.prior_std, np.float32),
@@ -138,7 +155,7 @@ def load_model(path) -> Model:
     if meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}")
     try:
-        arch = Arch(**meta["arch"]).check()
+        arch = Arch.from_dict(meta["arch"]).check()
     except (TypeError, ValueError) as e:
         raise ModelError(f"{path}: unusable architecture settings {meta['arch']} ({e})") from e
     layout = layout_of(arch)
@@ -153,7 +170,8 @@ def load_model(path) -> Model:
         raise ModelError(f"{path}: invalid prior, mixing matrices or block table")
     return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
                  s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"],
-                 mix.astype(np.float32), bool(meta.get("cross_patch", False)))
+                 mix.astype(np.float32), bool(meta.get("cross_patch", False)),
+                 str(meta.get("modality", "image")), None if meta.get("rate") is None else float(meta["rate"]))
 
 
 def bundled_models() -> dict[str, str]:
@@ -287,10 +305,12 @@ class TrainConfig(NamedTuple):
     shared_beta: bool = False
 
 
-def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
-    """``num`` distinct non-overlapping patches drawn from images, ``(num, patch^2, 3)`` in [0, 1]."""
-    pool = np.concatenate([data.to_patches(data.load_image(p), patch)
-                           for p in paths])
+def training_patches(paths, patch, num: int, seed: int, *, grids=None) -> np.ndarray:
+    """``num`` distinct non-overlapping patches drawn from images (``paths``) or from unit-scale
+    grids ``(*dims, C)`` of any modality (``grids``): ``(num, prod(patch), C)``."""
+    if grids is None:
+        grids = [data.load_image(p) for p in paths]
+    pool = np.concatenate([data.to_patches(g, patch) for g in grids])
     if pool.shape[0] < num:
         raise ValueError(f"only {pool.shape[0]} patches in the training images, asked for {num}")
     pick = np.random.default_rng(seed).choice(pool.shape[0], num, replace=False)
@@ -298,8 +318,9 @@ def training_patches(paths, patch: int, num: int, seed: int) -> np.ndarray:
 
 
 def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=None,
-                progress: bool = True, recipe: dict | None = None, log=print) -> Model:
-    """EM on training patches ``(T, patch^2, 3)`` in [0, 1]; returns the :class:`Model`.
+                progress: bool = True, recipe: dict | None = None, log=print,
+                modality: str = "image", rate: float | None = None) -> Model:
+    """EM on training patches ``(T, prod(patch), C)`` on the unit scale; returns the :class:`Model`.
 
     Args:
       patches: training patches.
@@ -310,13 +331,17 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
         if it exists (same settings required).
       progress: show a progress bar.
       recipe: provenance stored in the model (command line, data).
+      modality: the kind of signal (:mod:`jrec_inr.modalities`); ``cfg.bpp`` is then the
+        budget in bits per grid point, ``rate`` the nominal rate in the modality's unit.
     """
     from tqdm.auto import tqdm
 
     layout = layout_of(arch)
     t = patches.shape[0]
-    budget = cfg.bpp * arch.patch * arch.patch  # bits per patch
-    targets = jnp.asarray(patches, jnp.float32) - 0.5
+    from jrec_inr import modalities
+
+    budget = cfg.bpp * arch.patch_size  # bits per patch
+    targets = jnp.asarray(patches, jnp.float32) - modalities.get(modality).offset
     key = jax.random.key(cfg.seed)
     m0, _ = init_posterior(arch, jax.random.fold_in(key, 1))
     mean = jnp.broadcast_to(m0, (t, layout.size))
@@ -386,7 +411,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
                 "created": time.strftime("%Y-%m-%d")})
     return Model(name, arch, cfg.kappa, cfg.bpp, np.asarray(prior_m, np.float32),
                  np.asarray(prior_s, np.float32), block, lb, rec, np.asarray(mix, np.float32),
-                 cfg.cross_patch)
+                 cfg.cross_patch, modality, rate)
 
 
 def _psnr(mse) -> float:
