@@ -1,16 +1,21 @@
-"""``jrec-inr``: compress / decompress images with the COMBINER codec, train priors, evaluate.
+"""``jrec-inr``: compress / decompress images, audio and protein structures with the
+COMBINER / RECOMBINER codec, train priors, evaluate.
 
 Usage::
 
-    jrec-inr compress [IMAGE] [OUT.jrec] --bpp 0.3      # default IMAGE: the bundled demo crop
-    jrec-inr decompress IN.jrec OUT.png
-    jrec-inr train-prior --bpp 0.3 --out model.npz --images a.png b.png ...
-    jrec-inr eval IMAGE ... --bpp 0.1 0.3 0.6 --out rd.json --plot rd.png --baselines
+    jrec-inr compress [FILE] [OUT.jrec] --rate R       # default FILE: the bundled demo crop
+    jrec-inr compress speech.flac speech.jrec --rate 10 --duration 3     # kbps
+    jrec-inr compress 1abc.pdb 1abc.jrec --rate 35 --residues 96          # bits per residue
+    jrec-inr decompress IN.jrec OUT.png|OUT.flac|OUT.wav|OUT.pdb
+    jrec-inr train-prior --rate 10 --modality audio --out model.npz --files a.flac b.flac ...
+    jrec-inr eval FILE ... --rate R ... --out rd.json --plot rd.png --baselines
 
-Errors (unreadable or non-RGB images, unsupported bit rates, corrupt or truncated
-files, a file from another model) are reported in one line on stderr with exit status
-2; output files are written through a temporary file and a rename, so a failed run
-leaves nothing half-written.
+The modality comes from the file's suffix (``--modality`` overrides it) and picks the
+bundled model of the requested rate. Errors (unreadable, empty or truncated inputs,
+unsupported formats, unsupported rates, corrupt or truncated ``.jrec`` files, a file from
+another model or modality) are reported in one line on stderr with exit status 2; output
+files are written through a temporary file and a rename, so a failed run leaves nothing
+half-written.
 """
 
 from __future__ import annotations
@@ -52,24 +57,38 @@ def _codec_config(args):
     return cfg._replace(greedy=False) if args.sample else cfg
 
 
-def _model(args):
-    from jrec_inr.codec import select_model
+def _model(args, modality: str = "image"):
+    from jrec_inr.codec import CodecError, select_model
     from jrec_inr.prior import load_model
 
-    return load_model(args.model) if args.model else select_model(args.bpp)
+    if args.model:
+        model = load_model(args.model)
+        if model.modality != modality:
+            raise CodecError(f"model {args.model} codes {model.modality}, the input is {modality}")
+        return model
+    rate = args.rate if args.rate is not None else args.bpp
+    if rate is None:
+        if modality != "image":
+            raise CodecError(f"give the rate of the {modality} model to use with --rate")
+        rate = 0.3
+    return select_model(rate, modality)
 
 
 def cmd_compress(args) -> int:
     from jrec_inr import codec, data
 
-    image = data.load_image(args.image)
-    model = _model(args)
-    res = codec.compress(image, model, _codec_config(args), progress=not args.quiet)
+    mod = _modality_of(args, args.input)
+    signal = mod.read(args.input, **_read_options(args))
+    model = _model(args, mod.name)
+    if not args.quiet:
+        print(f"{args.input}: {mod.describe(signal)}, model {model.name}", file=sys.stderr)
+    res = codec.compress(signal, model, _codec_config(args), progress=not args.quiet)
     data.atomic_write(args.out, res.data)
     if args.recon:
-        data.save_png(args.recon, res.image)
+        mod.write(args.recon, res.signal)
     s = res.stats
-    print(f"{args.out}: {s['bytes']} bytes, {s['bpp']:.4f} bpp, PSNR {s['psnr']:.2f} dB "
+    quality = ", ".join(f"{k} {s[k]:.4g}" for k in (mod.metric,))
+    print(f"{args.out}: {s['bytes']} bytes, {s['rate']:.4f} {mod.unit}, {quality} "
           f"(model {s['model']}, {s['patches']} patches x {s['blocks']} blocks of {s['kappa']} bits), "
           f"encoded in {s['encode_seconds']:.1f} s")
     if args.json:
@@ -77,51 +96,93 @@ def cmd_compress(args) -> int:
     return 0
 
 
+_OUT_SUFFIX = {"image": (".png",), "audio": (".flac", ".wav"), "protein": (".pdb",)}
+
+
 def cmd_decompress(args) -> int:
-    from jrec_inr import codec, data
+    from jrec_inr import codec, modalities
+    from jrec_inr.codec import CodecError
     from jrec_inr.prior import load_model
 
     with open(args.input, "rb") as f:
         blob = f.read()
+    kind = codec.read_meta(blob)["modality"]
+    suffixes = _OUT_SUFFIX.get(kind, ())
+    if not args.out.lower().endswith(suffixes):
+        raise CodecError(f"{args.input} holds {kind}; write it to a {' or '.join(suffixes)} file")
     model = load_model(args.model) if args.model else None
-    img, info = codec.decompress(blob, model)
-    data.save_png(args.out, img)
-    print(f"{args.out}: {img.shape[1]}x{img.shape[0]}, model {info['model']}, "
-          f"decoded in {info['decode_seconds']:.2f} s")
+    out = codec.decompress(blob, model)
+    mod = modalities.get(kind)
+    mod.write(args.out, out)
+    print(f"{args.out}: {mod.describe(out)}, model {out.info['model']}, "
+          f"decoded in {out.info['decode_seconds']:.2f} s")
     return 0
 
 
+def _read_options(args) -> dict:
+    """The modality-specific reading options given on the command line."""
+    opts = {"start": getattr(args, "start", None), "duration": getattr(args, "duration", None),
+            "chain": getattr(args, "chain", None), "residues": getattr(args, "residues", None)}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _modality_of(args, path):
+    from jrec_inr import modalities
+
+    return modalities.get(args.modality) if getattr(args, "modality", None) else modalities.for_path(path)
+
+
 def cmd_train_prior(args) -> int:
-    from jrec_inr import prior
+    from jrec_inr import modalities, prior
     from jrec_inr.fit import FitConfig
     from jrec_inr.model import Arch
 
+    files = list(args.files or []) + list(args.images or [])
+    if not files:
+        raise SystemExit("error: give the training files (--files, or --images for images)")
+    mod = modalities.get(args.modality) if args.modality else modalities.for_path(files[0])
+    rate = args.rate if args.rate is not None else args.bpp
+    if rate is None:
+        raise SystemExit(f"error: give the target rate in {mod.unit} (--rate)")
+    patch = args.patch if mod.name == "image" else (args.patch,) * mod.rank
+    channels = args.channels or {"image": 3, "audio": 1, "protein": 3}.get(mod.name, 1)
     try:
-        arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=args.patch,
-                    linear=args.linear, pe_grid=args.pe_grid, pe_channels=args.pe_channels).check()
+        arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=patch,
+                    channels=channels, linear=args.linear, pe_grid=args.pe_grid,
+                    pe_channels=args.pe_channels).check()
     except ValueError as e:
         print(f"jrec-inr train-prior: error: {e}", file=sys.stderr)
         return 2
     exclude = set(args.exclude or [])
-    paths = [p for p in args.images if os.path.basename(p).split(".")[0] not in exclude]
+    paths = [p for p in files if os.path.basename(p).split(".")[0] not in exclude]
     if not paths:
-        raise SystemExit("error: no training images left after --exclude")
-    cfg = prior.TrainConfig(bpp=args.bpp, kappa=args.kappa, num_patches=args.num_patches,
+        raise SystemExit("error: no training files left after --exclude")
+    signals = [mod.read(p, **_read_options(args)) for p in paths]
+    bits_per_point = mod.bits_per_point(rate, signals[0].info)
+    cfg = prior.TrainConfig(bpp=bits_per_point, kappa=args.kappa, num_patches=args.num_patches,
                             em_iters=args.em_iters, first_steps=args.first_steps, steps=args.steps,
                             seed=args.seed, beta_init=args.beta_init, cross_patch=args.cross_patch,
                             shared_beta=args.shared_beta,
-                            fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor, mix_lr=args.mix_lr))
-    patches = prior.training_patches(paths, arch.patch, cfg.num_patches, cfg.seed)
+                            fit=FitConfig(lr=args.lr, beta_factor=args.beta_factor, mix_lr=args.mix_lr,
+                                          pixels_per_step=args.points_per_step,
+                                          stratified=args.stratified))
+    grids = [g for s in signals for g in mod.training_grids(s, arch)]
+    if not grids:
+        raise SystemExit(f"error: no training windows in the files (each needs at least {arch.patch_shape})")
+    patches = prior.training_patches(None, arch.patch_shape, cfg.num_patches, cfg.seed, grids=grids)
     t0 = time.perf_counter()
     recipe = {"command": "jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-              "images": [os.path.basename(p) for p in paths], "excluded": sorted(exclude),
-              "machine": _machine()}
-    model = prior.train_prior(patches, arch, cfg, name=args.name or f"bpp{args.bpp:g}",
-                              checkpoint=args.checkpoint, progress=not args.quiet, recipe=recipe)
+              "images" if mod.name == "image" else "files": [os.path.basename(p) for p in paths],
+              "excluded": sorted(exclude), "machine": _machine(), "modality": mod.name,
+              "rate": rate, "unit": mod.unit}
+    default_name = f"bpp{rate:g}" if mod.name == "image" else f"{mod.name}-{rate:g}"
+    model = prior.train_prior(patches, arch, cfg, name=args.name or default_name,
+                              checkpoint=args.checkpoint, progress=not args.quiet, recipe=recipe,
+                              modality=mod.name, rate=None if mod.name == "image" else float(rate))
     model.recipe["train_seconds"] = round(time.perf_counter() - t0, 1)
     prior.save_model(args.out, model)
-    print(f"{args.out}: model {model.name}, {model.num_weights} weights in {model.num_blocks} blocks "
-          f"of ~{model.kappa} bits, {model.recipe['train_seconds']} s")
+    print(f"{args.out}: {mod.name} model {model.name}, {model.num_weights} weights in {model.num_blocks} "
+          f"blocks of ~{model.kappa} bits, {model.recipe['train_seconds']} s")
     return 0
 
 
@@ -238,7 +299,7 @@ def held_out_model(candidates, image_name: str):
 
     candidates = [candidates] if isinstance(candidates, Model) else list(candidates)
     for m in candidates:
-        if image_name not in m.recipe.get("images", []):
+        if image_name not in m.recipe.get("images", []) + m.recipe.get("files", []):
             return m
     raise ModelError(f"{image_name}: every candidate model ({', '.join(m.name for m in candidates)}) "
                      "was trained on it; train a fold without it (train-prior --exclude)")
@@ -295,8 +356,31 @@ def _summary(rows, base, cfg, stopped, extra=None) -> dict:
 
 
 def cmd_eval(args) -> int:
+    from jrec_inr import rd
     from jrec_inr.prior import load_model
 
+    mod = _modality_of(args, args.images[0])
+    if mod.name != "image":
+        rates = args.rate or []
+        if not rates:
+            raise SystemExit(f"error: give the rates in {mod.unit} with --rate")
+        if args.model and len(rates) != 1:
+            raise SystemExit("error: --model goes with a single --rate")
+        models = {rates[0]: load_model(args.model)} if args.model else None
+        res = rd.evaluate_files(args.images, rates, mod.name, cfg=_codec_config(args), models=models,
+                                read_options=_read_options(args), out=args.out, plot_path=args.plot,
+                                baselines=args.baselines, time_budget=args.time_budget,
+                                progress=not args.quiet,
+                                command="jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        r = res["results"]
+        rk = mod.unit.replace("/", "_per_")
+        for i, t in enumerate(r["target_rate"]):
+            print(f"{t:g} {mod.unit}: {r['num_files'][i]} files, {r[rk][i]:.3f} {mod.unit}, "
+                  f"{mod.metric} {r[mod.metric][i]:.4f}, encode {r['encoding_time'][i]:.0f} s, "
+                  f"decode {r['decoding_time'][i]:.2f} s")
+        return 0
+    if args.rate:
+        args.bpp = args.rate
     models = {args.bpp[0]: load_model(args.model)} if args.model else None
     if args.model and len(args.bpp) != 1:
         raise SystemExit("error: --model goes with a single --bpp")
@@ -310,34 +394,55 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _add_read_options(q) -> None:
+    """Options that choose what of a file is coded (audio window, protein chain)."""
+    q.add_argument("--start", type=float, help="audio: first second to code (default 0)")
+    q.add_argument("--duration", type=float, help="audio: seconds to code (default: to the end)")
+    q.add_argument("--chain", help="protein: chain id (default: the first protein chain)")
+    q.add_argument("--residues", type=int, help="protein: code the first N residues (default: all)")
+
+
 def _parser() -> argparse.ArgumentParser:
     from jrec_inr.data import demo_image
 
     p = argparse.ArgumentParser(prog="jrec-inr", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    c = sub.add_parser("compress", help="image -> .jrec")
-    c.add_argument("image", nargs="?", default=demo_image(), help="RGB image (default: bundled demo crop)")
+    c = sub.add_parser("compress", help="image, audio or protein structure -> .jrec")
+    c.add_argument("input", nargs="?", default=demo_image(),
+                   help="image, audio file or PDB / mmCIF structure (default: the bundled demo crop)")
     c.add_argument("out", nargs="?", default="demo.jrec", help="output .jrec file")
-    c.add_argument("--bpp", type=float, default=0.3, help="target bits per pixel (selects the model)")
-    c.add_argument("--model", help="model .npz instead of the bundled one for --bpp")
-    c.add_argument("--recon", help="also write the reconstruction (PNG)")
+    c.add_argument("--rate", type=float, help="target rate in the modality's unit: bpp (images, default "
+                   "0.3), kbps (audio), bits per residue (proteins); selects the bundled model")
+    c.add_argument("--bpp", type=float, help="images: target bits per pixel (same as --rate)")
+    c.add_argument("--modality", help="image, audio or protein (default: from the file's suffix)")
+    c.add_argument("--model", help="model .npz instead of the bundled one for --rate")
+    c.add_argument("--recon", help="also write the reconstruction (PNG, FLAC / WAV or PDB)")
+    _add_read_options(c)
     c.add_argument("--json", help="write the encoder's statistics (JSON)")
     _add_coding_options(c)
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help=".jrec -> PNG")
+    d = sub.add_parser("decompress", help=".jrec -> PNG, FLAC / WAV or PDB (from the file's modality)")
     d.add_argument("input")
     d.add_argument("out")
     d.add_argument("--model", help="model .npz (default: the bundled model named in the file)")
     d.set_defaults(func=cmd_decompress)
 
     t = sub.add_parser("train-prior", help="learn a prior and block grouping by EM")
-    t.add_argument("--bpp", type=float, required=True)
+    t.add_argument("--rate", type=float, help="target rate in the modality's unit (bpp, kbps, bits/residue)")
+    t.add_argument("--bpp", type=float, help="target bits per pixel (images; same as --rate)")
     t.add_argument("--out", required=True, help="model .npz")
-    t.add_argument("--images", nargs="+", required=True, help="training images")
-    t.add_argument("--exclude", nargs="*", help="image stems to leave out (e.g. kodim01)")
+    t.add_argument("--files", nargs="+", help="training files (images, audio, structures)")
+    t.add_argument("--images", nargs="+", help="training images (same as --files)")
+    t.add_argument("--modality", help="image, audio or protein (default: from the files' suffix)")
+    t.add_argument("--exclude", nargs="*", help="file stems to leave out (e.g. kodim01)")
+    t.add_argument("--channels", type=int, help="output channels (default: 3 image, 1 audio, 3 protein)")
+    t.add_argument("--points-per-step", type=int, default=1024,
+                   help="grid points drawn per patch and fitting step")
+    t.add_argument("--stratified", action="store_true", help="stratified draws of those points")
+    _add_read_options(t)
     t.add_argument("--name", help="model id (default bpp<B>)")
     t.add_argument("--hidden", type=int, default=24)
     t.add_argument("--depth", type=int, default=3)
@@ -368,13 +473,17 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train_prior)
 
     e = sub.add_parser("eval", help="rate-distortion evaluation (JSON + RD plot)")
-    e.add_argument("images", nargs="+")
-    e.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6])
-    e.add_argument("--model", help="model .npz (with a single --bpp)")
+    e.add_argument("images", nargs="+", metavar="files", help="images, audio files or structures")
+    e.add_argument("--rate", type=float, nargs="+", help="target rates in the modality's unit")
+    e.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6], help="images: target bpp")
+    e.add_argument("--modality", help="image, audio or protein (default: from the first file's suffix)")
+    e.add_argument("--model", help="model .npz (with a single rate)")
     e.add_argument("--out", default="rd.json")
     e.add_argument("--plot", help="RD plot (PNG)")
-    e.add_argument("--baselines", action="store_true", help="JPEG / WebP / JPEG 2000 at matched bpp")
+    e.add_argument("--baselines", action="store_true", help="the modality's classical codecs at matched "
+                   "rate (JPEG / WebP / JPEG 2000; MP3 / Opus; quantisation + xz / zstd)")
     e.add_argument("--time-budget", type=float, help="seconds; no new image starts after it")
+    _add_read_options(e)
     _add_coding_options(e)
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval)
@@ -384,13 +493,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     import jrec
     from jrec_inr.codec import CodecError
-    from jrec_inr.data import ImageError
+    from jrec_inr.data import SignalError
     from jrec_inr.prior import ModelError
 
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ImageError, CodecError, ModelError, jrec.JrecError, OSError) as e:
+    except (SignalError, CodecError, ModelError, jrec.JrecError, OSError) as e:
         print(f"jrec-inr {args.cmd}: error: {e}", file=sys.stderr)
         return 2
 

@@ -171,7 +171,8 @@ def load_model(path) -> Model:
     return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
                  s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"],
                  mix.astype(np.float32), bool(meta.get("cross_patch", False)),
-                 str(meta.get("modality", "image")), None if meta.get("rate") is None else float(meta["rate"]))
+                 str(meta.get("modality", "image")),
+                 None if meta.get("rate") is None else float(meta["rate"]))
 
 
 def bundled_models() -> dict[str, str]:

@@ -110,6 +110,11 @@ class Modality:
             raise SignalError(f"a {channels}-channel {self.name}; the model codes {arch.channels}")
         return tuple(dims)
 
+    def training_grids(self, signal: Signal, arch) -> list[np.ndarray]:
+        """Unit-scale grids to draw a prior's training patches from (default: the whole
+        signal, normalised as the encoder does)."""
+        return [self.to_grid(self.normalise(signal)[0], arch)]
+
     # -- rate and distortion -----------------------------------------------------------
     def rate(self, num_bytes: int, signal: Signal) -> float:  # pragma: no cover - interface
         """The rate of ``num_bytes`` for ``signal`` in :attr:`unit`."""
@@ -184,7 +189,7 @@ def for_path(path) -> Modality:
 
 
 def _load() -> None:
-    if not _REGISTRY:
+    if len(_REGISTRY) < 3:  # (a module imported on its own registers only itself)
         from jrec_inr.modalities import audio, image, protein  # noqa: F401  (they register)
 
 

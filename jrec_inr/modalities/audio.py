@@ -108,7 +108,8 @@ class Audio(Modality):
             raise SignalError(f"audio needs a positive sample rate, got {sr}")
         if v.dtype == np.int16:
             v = v.astype(np.float32) / 32768.0
-        return ((np.clip(np.asarray(v, np.float32), -1.0, 1.0) + 1.0) * 0.5).astype(np.float32), _PARAMS.pack(sr)
+        x = ((np.clip(np.asarray(v, np.float32), -1.0, 1.0) + 1.0) * 0.5).astype(np.float32)
+        return x, _PARAMS.pack(sr)
 
     def restore(self, x: np.ndarray, params: bytes) -> Signal:
         if len(params) != _PARAMS.size:

@@ -28,7 +28,8 @@ class Image(Modality):
         return Signal(data.load_image(path), {})
 
     def write(self, path, signal: Signal, **options) -> None:
-        data.save_png(path, data.to_uint8(signal.values) if signal.values.dtype != np.uint8 else signal.values)
+        v = signal.values
+        data.save_png(path, v if v.dtype == np.uint8 else data.to_uint8(v))
 
     def normalise(self, signal: Signal) -> tuple[np.ndarray, bytes]:
         v = self.check_values(signal.values, "image")

@@ -260,6 +260,19 @@ class Protein(Modality):
         xyz = (np.round(xyz.astype(np.float64) * 1000.0) / 1000.0).astype(np.float32)  # PDB's precision
         return Signal(xyz, {"chain": chain, "res_names": names, "res_ids": ids, "ins_codes": ins})
 
+    def training_grids(self, signal: Signal, arch) -> list[np.ndarray]:
+        """Windows of one patch length (``arch.patch_shape[0]`` residues) every eighth of a
+        patch along the chain, each centred on its own mean as the encoder centres a
+        structure (a chain shorter than a patch gives none)."""
+        n = signal.values.shape[0]
+        w = int(arch.patch_shape[0])
+        stride = max(1, w // 8)
+        out = []
+        for start in range(0, n - w + 1, stride):
+            window = Signal(signal.values[start: start + w], {})
+            out.append(self.normalise(window)[0])
+        return out
+
     def residue_bytes(self, signal: Signal) -> int:
         """Bytes of the residue table (chain, names, numbers) in the file's parameters."""
         n = signal.values.shape[0]
@@ -295,7 +308,8 @@ def quantised_baseline(ref: Signal, step: float, compressor: str = "xz") -> dict
     deltas = np.diff(q, axis=0, prepend=0).astype("<i4")
     raw = deltas.tobytes()
     if compressor == "xz":
-        blob = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+        blob = lzma.compress(raw, format=lzma.FORMAT_RAW,
+                             filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
     elif compressor == "zstd":
         import zstandard
 
