@@ -290,6 +290,42 @@ def render_fit_speed(data) -> str:
     return "\n".join(lines)
 
 
+def render_rd_modality(data) -> str:
+    """The table of ``benchmarks/rd_modality.py``'s JSON (audio or protein)."""
+    unit, metric = data["unit"], data["metric"]
+    rk = unit.replace("/", "_per_")
+    r = data["results"]
+    rows = data["per_file"]
+    files = sorted({x["file"] for x in rows})
+    base = data.get("baselines", {})
+    m = data.get("machine", {})
+    machine = m if isinstance(m, str) else f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores"
+    cmds = " and ".join(f"`{c}`" for c in data.get("commands", []))
+    mname = {"psnr": "PSNR dB", "rmsd": "RMSD A"}[metric]
+    fmt = (lambda v: f"{v:.2f}") if metric == "psnr" else (lambda v: f"{v:.3f}")
+    extra = f"{rk}_without_residue_table" in r
+    head = ["target", "model", "files", unit] + (["without residue table"] if extra else []) + [mname]
+    for c in base:
+        head += [f"{c} {unit}", f"{c} {mname}"]
+    head += ["encode s", "decode s"]
+    lines = [f"Measured by {cmds} on {machine}. {len(files)} held-out files "
+             f"({', '.join(f.rsplit('.', 1)[0] for f in files)}), protocol {data.get('protocol', {})}; "
+             f"rate from the real file size; baselines coded by us at the matched rate on the same signals.",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, t in enumerate(r["target_rate"]):
+        models = sorted({x["model"] for x in rows if x["target_rate"] == t})
+        cells = [f"{t:g}", ", ".join(models), str(r["num_files"][i]), f"{r[rk][i]:.2f}"]
+        if extra:
+            cells.append(f"{r[rk + '_without_residue_table'][i]:.2f}")
+        cells.append(fmt(r[metric][i]))
+        for b in base.values():
+            cells += [f"{b[rk][i]:.2f}", fmt(b[metric][i])]
+        cells += [f"{r['encoding_time'][i]:.0f}", f"{r['decoding_time'][i]:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"![rd_{data['modality']}](benchmarks/results/rd_{data['modality']}.png)"]
+    return "\n".join(lines)
+
+
 def _replace(text: str, tag: str, table: str) -> str:
     pattern = rf"<!-- {tag} -->.*<!-- /{tag} -->"
     if not re.search(pattern, text, flags=re.S):

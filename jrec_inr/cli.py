@@ -169,7 +169,10 @@ def cmd_train_prior(args) -> int:
     grids = [g for s in signals for g in mod.training_grids(s, arch)]
     if not grids:
         raise SystemExit(f"error: no training windows in the files (each needs at least {arch.patch_shape})")
-    patches = prior.training_patches(None, arch.patch_shape, cfg.num_patches, cfg.seed, grids=grids)
+    try:
+        patches = prior.training_patches(None, arch.patch_shape, cfg.num_patches, cfg.seed, grids=grids)
+    except ValueError as e:
+        raise SystemExit(f"error: {e} (lower --num-patches)") from None
     t0 = time.perf_counter()
     recipe = {"command": "jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "images" if mod.name == "image" else "files": [os.path.basename(p) for p in paths],

@@ -313,7 +313,7 @@ def training_patches(paths, patch, num: int, seed: int, *, grids=None) -> np.nda
         grids = [data.load_image(p) for p in paths]
     pool = np.concatenate([data.to_patches(g, patch) for g in grids])
     if pool.shape[0] < num:
-        raise ValueError(f"only {pool.shape[0]} patches in the training images, asked for {num}")
+        raise ValueError(f"only {pool.shape[0]} patches in the training data, asked for {num}")
     pick = np.random.default_rng(seed).choice(pool.shape[0], num, replace=False)
     return pool[np.sort(pick)]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from jrec_inr.data import SignalError
 
-__all__ = ["Signal", "Modality", "SignalError", "get", "for_path", "names"]
+__all__ = ["Signal", "Modality", "SignalError", "get", "for_path", "names", "require", "psnr_unit"]
 
 
 class Signal(NamedTuple):
@@ -191,6 +191,16 @@ def for_path(path) -> Modality:
 def _load() -> None:
     if len(_REGISTRY) < 3:  # (a module imported on its own registers only itself)
         from jrec_inr.modalities import audio, image, protein  # noqa: F401  (they register)
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or raise ``SignalError`` saying which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise SignalError(f"{module} is not installed: pip install 'jrec[{extra}]' ({e})") from None
 
 
 def psnr_unit(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:

@@ -24,7 +24,7 @@ import numpy as np
 
 from jrec_inr import data
 from jrec_inr.data import SignalError
-from jrec_inr.modalities import Modality, Signal, psnr_unit, register
+from jrec_inr.modalities import Modality, Signal, psnr_unit, register, require
 
 __all__ = ["Audio", "AUDIO", "mp3_codec", "opus_codec", "MP3_BITRATES"]
 
@@ -51,8 +51,7 @@ class Audio(Modality):
           SignalError: missing, unreadable or truncated file, an unsupported format,
             zero samples, or a window outside the file.
         """
-        import soundfile as sf
-
+        sf = require("soundfile", "audio")
         path = os.fspath(path)
         if not os.path.exists(path):
             raise SignalError(f"{path}: no such file")
@@ -92,8 +91,7 @@ class Audio(Modality):
         """Write 16-bit PCM: FLAC for ``.flac``, WAV for ``.wav``."""
         import io
 
-        import soundfile as sf
-
+        sf = require("soundfile", "audio")
         fmt = {"flac": "FLAC", "wav": "WAV"}.get(os.fspath(path).lower().rsplit(".", 1)[-1])
         if fmt is None:
             raise SignalError(f"{path}: the decoder writes .flac or .wav files")
@@ -204,9 +202,8 @@ def _align(ref: np.ndarray, dec: np.ndarray, max_lag: int) -> np.ndarray:
 
 def mp3_codec(ref: Signal, kbps: int) -> tuple[bytes, np.ndarray]:
     """LAME CBR at ``kbps`` (quality 2), decoded by libsndfile: ``(bytes, float (T, C))``."""
-    import lameenc
-    import soundfile as sf
-
+    lameenc = require("lameenc", "baselines")
+    sf = require("soundfile", "audio")
     pcm = _pcm16(ref.values)
     enc = lameenc.Encoder()
     enc.set_bit_rate(int(kbps))
@@ -224,9 +221,8 @@ def mp3_codec(ref: Signal, kbps: int) -> tuple[bytes, np.ndarray]:
 
 def opus_codec(ref: Signal, kbps: float) -> tuple[bytes, np.ndarray]:
     """Opus (libopus, Ogg, VBR at ``kbps``) through imageio-ffmpeg's ffmpeg: ``(bytes, float (T, C))``."""
-    import imageio_ffmpeg
-    import soundfile as sf
-
+    imageio_ffmpeg = require("imageio_ffmpeg", "baselines")
+    sf = require("soundfile", "audio")
     ff = imageio_ffmpeg.get_ffmpeg_exe()
     sr = int(ref.info["sample_rate"])
     with tempfile.TemporaryDirectory() as tmp:

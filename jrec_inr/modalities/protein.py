@@ -28,7 +28,7 @@ import numpy as np
 
 from jrec_inr import data
 from jrec_inr.data import SignalError
-from jrec_inr.modalities import Modality, Signal, register
+from jrec_inr.modalities import Modality, Signal, register, require
 
 __all__ = ["Protein", "PROTEIN", "pack_residues", "unpack_residues", "quantised_baseline", "SCALE"]
 
@@ -169,8 +169,7 @@ class Protein(Modality):
           SignalError: missing or unreadable file, no protein chain or C-alpha atoms, a
             chain that does not exist, NaN coordinates, fewer residues than asked for.
         """
-        import biotite.structure as struc
-
+        struc = require("biotite.structure", "protein")
         path = os.fspath(path)
         if not os.path.exists(path):
             raise SignalError(f"{path}: no such file")
@@ -214,9 +213,8 @@ class Protein(Modality):
 
     def write(self, path, signal: Signal, **options) -> None:
         """A PDB file of the C-alpha atoms (biotite)."""
-        import biotite.structure as struc
-        from biotite.structure.io import pdb
-
+        struc = require("biotite.structure", "protein")
+        pdb = require("biotite.structure.io.pdb", "protein")
         xyz = np.asarray(signal.values, np.float32)
         n = xyz.shape[0]
         atoms = struc.AtomArray(n)
@@ -311,8 +309,7 @@ def quantised_baseline(ref: Signal, step: float, compressor: str = "xz") -> dict
         blob = lzma.compress(raw, format=lzma.FORMAT_RAW,
                              filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
     elif compressor == "zstd":
-        import zstandard
-
+        zstandard = require("zstandard", "baselines")
         blob = zstandard.ZstdCompressor(level=22).compress(raw)
     else:
         raise ValueError(f"unknown compressor {compressor!r} (xz, zstd)")
