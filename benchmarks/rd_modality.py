@@ -37,13 +37,13 @@ DATA = os.path.join(HERE, "..", "..", "shared", "data")
 
 #: Files no bundled model saw (the models README names the training files).
 HELD_OUT = {
-    "audio": [f"librispeech/{n}.flac" for n in (
-        "367-130732-0001", "367-130732-0004", "367-130732-0007", "533-1066-0001", "533-1066-0002",
-        "533-1066-0003", "2033-164914-0000", "2033-164914-0001", "2609-156975-0000",
-        "2609-156975-0001", "3080-5032-0000", "3080-5032-0001")],
+    "audio": [f"librispeech/{n}.flac" for n in (  # (ordered so that any first few span the speakers)
+        "367-130732-0001", "533-1066-0001", "2033-164914-0000", "2609-156975-0000", "3080-5032-0000",
+        "367-130732-0004", "533-1066-0002", "2033-164914-0001", "2609-156975-0001", "3080-5032-0001",
+        "367-130732-0007", "533-1066-0003")],
     "protein": [f"protein/{n}.pdb" for n in (
-        "1AQT_A", "1FB0_A", "1JL3_A", "1UNQ_A", "2H3L_A", "2PPN_A", "2ZXJ_A", "3GQS_A", "3JVL_A",
-        "1aki", "1dix", "3o5r")],
+        "1AQT_A", "1aki", "1FB0_A", "1dix", "1JL3_A", "3o5r", "1UNQ_A", "2H3L_A", "2PPN_A", "2ZXJ_A",
+        "3GQS_A", "3JVL_A")],
 }
 DEFAULT_RATES = {"audio": [5.0, 10.0, 20.0], "protein": [12.0, 35.0, 60.0]}
 PROTOCOL = {"audio": {"duration": 3.0}, "protein": {"residues": 96}}

@@ -336,7 +336,8 @@ def _replace(text: str, tag: str, table: str) -> str:
 # README block tag, results/<name>.json, renderer
 TABLES = (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
           ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd),
-          ("FITSPEED", "fit_speed", render_fit_speed))
+          ("FITSPEED", "fit_speed", render_fit_speed), ("RD_AUDIO", "rd_audio", render_rd_modality),
+          ("RD_PROTEIN", "rd_protein", render_rd_modality))
 
 
 def main():

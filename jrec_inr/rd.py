@@ -40,8 +40,14 @@ def published(modality: str) -> dict:
         section = json.load(f).get(key, {})
     out = {}
     for name, entry in section.items():
-        if isinstance(entry, dict) and rk in entry and mk in entry and isinstance(entry[rk], list):
-            out[name] = (entry[rk], entry[mk])
+        if not isinstance(entry, dict) or mk not in entry:
+            continue
+        key = next((k for k in entry if k == rk or k.startswith(rk + "_")), None)  # Foldcomp: "..._backbone"
+        if key is None:
+            continue
+        label = name if key == rk else f"{name}, {key[len(rk) + 1:]}"
+        rates, values = entry[key], entry[mk]
+        out[label] = (rates, values) if isinstance(rates, list) else ([rates], [values])
     return out
 
 
@@ -198,6 +204,9 @@ def plot(path, result: dict) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     r = result["results"]
     ax.plot(r[rk], r[metric], "o-", color="C3", lw=2, label="jrec COMBINER (ours, held-out files)")
+    if f"{rk}_without_residue_table" in r:
+        ax.plot(r[f"{rk}_without_residue_table"], r[metric], "o--", color="C3", mfc="none",
+                label="jrec COMBINER, without the residue table")
     for i, (c, b) in enumerate(sorted(result.get("baselines", {}).items())):
         ax.plot(b[rk], b[metric], "s--", color=f"C{i}", label=f"{c} (ours, matched rate)")
     for i, (name, (x, y)) in enumerate(sorted(published(mod).items())):
@@ -209,7 +218,10 @@ def plot(path, result: dict) -> None:
     ax.set_xscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"{mod}: rate-distortion on held-out files ({result.get('machine', '')})", fontsize=8)
+    m = result.get("machine", "")
+    if not isinstance(m, str):
+        m = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('backend', '')}"
+    ax.set_title(f"{mod}: rate-distortion on held-out files ({m})", fontsize=8)
     fig.tight_layout()
     import io
 

@@ -410,3 +410,22 @@ def test_rd_harness_checks_the_decoder_and_writes_json(protein_model, tmp_path):
         assert r["rmsd"] > 0
     assert {b["codec"] for b in res["baselines_per_file"]} == {"quantise+xz", "quantise+zstd"}
     assert os.path.getsize(tmp_path / "rd.png") > 1000
+
+
+def test_bundled_audio_and_protein_models_never_saw_the_files_they_report():
+    import sys
+
+    sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
+    try:
+        import rd_modality
+    finally:
+        sys.path.pop(0)
+    models = [prior.load_model(p) for p in prior.bundled_models().values()]
+    for kind, (lo, mid, hi) in {"audio": (5, 10, 20), "protein": (12, 35, 60)}.items():
+        ms = sorted((m for m in models if m.modality == kind), key=lambda m: m.nominal_rate)
+        assert [round(m.nominal_rate) for m in ms] == [lo, mid, hi], kind
+        held_out = {os.path.basename(f) for f in rd_modality.HELD_OUT[kind]}
+        for m in ms:
+            assert m.recipe["command"].startswith("jrec-inr train-prior") and m.recipe["files"]
+            assert not set(m.recipe["files"]) & held_out, (m.name, set(m.recipe["files"]) & held_out)
+            assert codec.select_model(m.nominal_rate, kind).name == m.name

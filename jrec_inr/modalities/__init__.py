@@ -19,7 +19,6 @@ protein    2     ``(N, 3)`` C-alpha (A)      bits per residue RMSD in angstrom
 Use :func:`get` (by name or id) or :func:`for_path` (by file type).
 """
 
-from __future__ import annotations
 
 import math
 import os
