@@ -71,7 +71,7 @@ def main():
     files = a.files or [os.path.join(DATA, f) for f in HELD_OUT[a.modality]]
     files = files[: a.limit] if a.limit else files
     rates = a.rates or DEFAULT_RATES[a.modality]
-    cfg = cli._codec_config(a)
+    cfg = cli._codec_config(a, a.modality)  # (the modality's encoder defaults unless given)
     command = (f"python benchmarks/rd_modality.py {a.modality} --rates {' '.join(f'{r:g}' for r in rates)} "
                f"--steps {cfg.fit_steps} --finetune-steps {cfg.finetune_steps}"
                + (f" --limit {a.limit}" if a.limit else ""))

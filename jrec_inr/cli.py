@@ -48,12 +48,12 @@ def _add_coding_options(q) -> None:
                    "instead of its largest-ratio candidate (the encoder before version 3)")
 
 
-def _codec_config(args):
-    from jrec_inr.codec import CodecConfig
+def _codec_config(args, modality: str = "image"):
+    from jrec_inr.codec import default_config
 
     given = {"fit_steps": args.steps, "finetune_steps": args.finetune_steps,
              "finetune_lr": args.finetune_lr, "seed": args.seed}
-    cfg = CodecConfig(**{k: v for k, v in given.items() if v is not None})
+    cfg = default_config(modality)._replace(**{k: v for k, v in given.items() if v is not None})
     return cfg._replace(greedy=False) if args.sample else cfg
 
 
@@ -82,7 +82,7 @@ def cmd_compress(args) -> int:
     model = _model(args, mod.name)
     if not args.quiet:
         print(f"{args.input}: {mod.describe(signal)}, model {model.name}", file=sys.stderr)
-    res = codec.compress(signal, model, _codec_config(args), progress=not args.quiet)
+    res = codec.compress(signal, model, _codec_config(args, mod.name), progress=not args.quiet)
     data.atomic_write(args.out, res.data)
     if args.recon:
         mod.write(args.recon, res.signal)
@@ -370,8 +370,9 @@ def cmd_eval(args) -> int:
         if args.model and len(rates) != 1:
             raise SystemExit("error: --model goes with a single --rate")
         models = {rates[0]: load_model(args.model)} if args.model else None
-        res = rd.evaluate_files(args.images, rates, mod.name, cfg=_codec_config(args), models=models,
-                                read_options=_read_options(args), out=args.out, plot_path=args.plot,
+        res = rd.evaluate_files(args.images, rates, mod.name, cfg=_codec_config(args, mod.name),
+                                models=models, read_options=_read_options(args), out=args.out,
+                                plot_path=args.plot,
                                 baselines=args.baselines, time_budget=args.time_budget,
                                 progress=not args.quiet,
                                 command="jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]))

@@ -49,7 +49,7 @@ from jrec_inr.model import FROZEN_RHO, BayesianSiren, patch_coords
 from jrec_inr.prior import Model, ModelError, bundled_models, layout_of, load_model
 
 __all__ = ["CodecConfig", "Result", "compress", "decompress", "select_model", "read_meta",
-           "encoder_settings", "CodecError", "MODALITY_IMAGE", "ENCODER_VERSION"]
+           "encoder_settings", "default_config", "CodecError", "MODALITY_IMAGE", "ENCODER_VERSION"]
 
 MODALITY_IMAGE = 0
 _META_V1 = struct.Struct("<4sBIII")  # INR1 (images only): tag, modality, height, width, seed; model name
@@ -117,6 +117,12 @@ def encoder_settings(cfg: CodecConfig) -> dict:
             "seed": cfg.seed, "init_std_ratio": cfg.init_std_ratio, "fit": _coding_fit(cfg)._asdict(),
             "greedy": bool(cfg.greedy), "finetune_lr": cfg.finetune_lr,
             **({} if cfg.block_kl is None else {"block_kl": cfg.block_kl})}
+
+
+def default_config(modality: str = "image") -> CodecConfig:
+    """:class:`CodecConfig`'s defaults with the modality's own (``Modality.codec_defaults``;
+    proteins fit longer)."""
+    return CodecConfig()._replace(**modalities.get(modality).codec_defaults)
 
 
 def _coding_fit(cfg: CodecConfig) -> FitConfig:
@@ -399,7 +405,7 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    cfg = CodecConfig() if cfg is None else cfg
+    cfg = default_config(model.modality) if cfg is None else cfg
     mod = modalities.get(model.modality)
     if not isinstance(signal, modalities.Signal):
         signal = modalities.Signal(np.asarray(signal), {})

@@ -76,7 +76,7 @@ def evaluate_files(files, rates, modality: str, *, cfg=None, models=None, read_o
 
     t_start = time.perf_counter()
     mod = modalities.get(modality)
-    cfg = codec.CodecConfig() if cfg is None else cfg
+    cfg = codec.default_config(mod.name) if cfg is None else cfg
     encoder = codec.encoder_settings(cfg)
     read_options = dict(read_options or {})
     rows, base = [], []

@@ -429,3 +429,11 @@ def test_bundled_audio_and_protein_models_never_saw_the_files_they_report():
             assert m.recipe["command"].startswith("jrec-inr train-prior") and m.recipe["files"]
             assert not set(m.recipe["files"]) & held_out, (m.name, set(m.recipe["files"]) & held_out)
             assert codec.select_model(m.nominal_rate, kind).name == m.name
+
+
+def test_encoder_defaults_per_modality():
+    assert codec.default_config("image") == codec.CodecConfig()
+    assert codec.default_config("audio") == codec.CodecConfig()
+    p = codec.default_config("protein")
+    assert (p.fit_steps, p.finetune_steps) == (10000, 30)
+    assert p._replace(fit_steps=3000, finetune_steps=12) == codec.CodecConfig()

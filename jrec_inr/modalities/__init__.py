@@ -59,6 +59,7 @@ class Modality:
       extensions: file suffixes :func:`for_path` maps to this modality.
       offset: the INR outputs ``x - offset`` of the unit-scale signal ``x``.
       clip: the decoder clips unit-scale values to this range (``None``: no clipping).
+      codec_defaults: the modality's encoder defaults (``CodecConfig`` fields).
     """
 
     name = ""
@@ -70,6 +71,9 @@ class Modality:
     extensions: tuple[str, ...] = ()
     offset = 0.5
     clip: tuple[float, float] | None = (0.0, 1.0)
+    #: Encoder settings of this modality that differ from ``CodecConfig``'s defaults
+    #: (:func:`jrec_inr.codec.default_config`).
+    codec_defaults: dict = {}
 
     # -- files -------------------------------------------------------------------------
     def read(self, path, **options) -> Signal:  # pragma: no cover - interface
