@@ -533,7 +533,7 @@ def decompress(blob: bytes, model: Model | None = None) -> modalities.Signal:
         if info["model"] not in models:
             raise ModelError(f"the file needs model {info['model']!r}, which is not bundled "
                              f"(have {sorted(models)}); pass it with --model")
-        model = _bundled().get(info["model"]) or load_model(models[info["model"]])
+        model = _BUNDLED.get(info["model"]) or load_model(models[info["model"]])  # (only that one)
     if model.modality != info["modality"]:
         raise jrec.ModelMismatchError(f"the file codes {info['modality']}; model {model.name!r} codes "
                                       f"{model.modality}")
