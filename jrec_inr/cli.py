@@ -87,7 +87,9 @@ def cmd_compress(args) -> int:
     if args.recon:
         mod.write(args.recon, res.signal)
     s = res.stats
-    quality = ", ".join(f"{k} {s[k]:.4g}" for k in (mod.metric,))
+    metric = mod.metric
+    quality = f"PSNR {s['psnr']:.2f} dB" if metric == "psnr" else f"{metric.upper()} {s[metric]:.4f}"
+    quality += " A" if metric == "rmsd" else ""
     print(f"{args.out}: {s['bytes']} bytes, {s['rate']:.4f} {mod.unit}, {quality} "
           f"(model {s['model']}, {s['patches']} patches x {s['blocks']} blocks of {s['kappa']} bits), "
           f"encoded in {s['encode_seconds']:.1f} s")
