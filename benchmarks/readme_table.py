@@ -302,7 +302,7 @@ def render_rd_modality(data) -> str:
     machine = m if isinstance(m, str) else f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores"
     cmds = " and ".join(f"`{c}`" for c in data.get("commands", []))
     mname = {"psnr": "PSNR dB", "rmsd": "RMSD A"}[metric]
-    fmt = (lambda v: f"{v:.2f}") if metric == "psnr" else (lambda v: f"{v:.3f}")
+    fmt = (lambda v: f"{v:.2f}") if metric == "psnr" else (lambda v: f"{v:.3g}")
     extra = f"{rk}_without_residue_table" in r
     head = ["target", "model", "files", unit] + (["without residue table"] if extra else []) + [mname]
     for c in base:
