@@ -409,10 +409,6 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
     mod = modalities.get(model.modality)
     if not isinstance(signal, modalities.Signal):
         signal = modalities.Signal(np.asarray(signal), {})
-    if mod.name == "image":
-        v = np.asarray(signal.values)
-        if v.ndim != 3 or v.shape[-1] != model.arch.channels or 0 in v.shape:
-            raise data.ImageError(f"expected an (H, W, {model.arch.channels}) image, got {v.shape}")
     x, params = mod.normalise(signal)
     dims, channels = x.shape[:-1], x.shape[-1]
     grid = mod.to_grid(x, model.arch)

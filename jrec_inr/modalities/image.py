@@ -32,9 +32,10 @@ class Image(Modality):
         data.save_png(path, v if v.dtype == np.uint8 else data.to_uint8(v))
 
     def normalise(self, signal: Signal) -> tuple[np.ndarray, bytes]:
-        v = self.check_values(signal.values, "image")
-        if v.shape[-1] != 3:
+        v = np.asarray(signal.values)
+        if v.ndim != 3 or v.shape[-1] != 3 or 0 in v.shape:
             raise data.ImageError(f"expected an (H, W, 3) image, got {v.shape}")
+        v = self.check_values(v, "image")
         if v.dtype == np.uint8:
             v = v.astype(np.float32) / 255.0
         return np.asarray(v, np.float32), b""
