@@ -291,7 +291,7 @@ def render_fit_speed(data) -> str:
 
 
 def render_rd_modality(data) -> str:
-    """The table of ``benchmarks/rd_modality.py``'s JSON (audio or protein)."""
+    """The table of ``benchmarks/rd_modality.py``'s JSON (audio, protein or video)."""
     unit, metric = data["unit"], data["metric"]
     rk = unit.replace("/", "_per_")
     r = data["results"]
@@ -337,7 +337,7 @@ def _replace(text: str, tag: str, table: str) -> str:
 TABLES = (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
           ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd),
           ("FITSPEED", "fit_speed", render_fit_speed), ("RD_AUDIO", "rd_audio", render_rd_modality),
-          ("RD_PROTEIN", "rd_protein", render_rd_modality))
+          ("RD_PROTEIN", "rd_protein", render_rd_modality), ("RD_VIDEO", "rd_video", render_rd_modality))
 
 
 def main():

@@ -1,4 +1,4 @@
-"""``jrec-inr``: compress / decompress images, audio and protein structures with the
+"""``jrec-inr``: compress / decompress images, audio, protein structures and video with the
 COMBINER / RECOMBINER codec, train priors, evaluate.
 
 Usage::
@@ -6,7 +6,8 @@ Usage::
     jrec-inr compress [FILE] [OUT.jrec] --rate R       # default FILE: the bundled demo crop
     jrec-inr compress speech.flac speech.jrec --rate 10 --duration 3     # kbps
     jrec-inr compress 1abc.pdb 1abc.jrec --rate 35 --residues 96          # bits per residue
-    jrec-inr decompress IN.jrec OUT.png|OUT.flac|OUT.wav|OUT.pdb
+    jrec-inr compress clip.mp4 clip.jrec --rate 0.25 --frames 24 --crop 240 --resize 128  # bpp
+    jrec-inr decompress IN.jrec OUT.png|OUT.flac|OUT.wav|OUT.pdb|OUT.mkv|OUT.mp4
     jrec-inr train-prior --rate 10 --modality audio --out model.npz --files a.flac b.flac ...
     jrec-inr eval FILE ... --rate R ... --out rd.json --plot rd.png --baselines
 
@@ -98,7 +99,8 @@ def cmd_compress(args) -> int:
     return 0
 
 
-_OUT_SUFFIX = {"image": (".png",), "audio": (".flac", ".wav"), "protein": (".pdb",)}
+_OUT_SUFFIX = {"image": (".png",), "audio": (".flac", ".wav"), "protein": (".pdb",),
+               "video": (".mkv", ".mp4")}
 
 
 def cmd_decompress(args) -> int:
@@ -124,7 +126,9 @@ def cmd_decompress(args) -> int:
 def _read_options(args) -> dict:
     """The modality-specific reading options given on the command line."""
     opts = {"start": getattr(args, "start", None), "duration": getattr(args, "duration", None),
-            "chain": getattr(args, "chain", None), "residues": getattr(args, "residues", None)}
+            "chain": getattr(args, "chain", None), "residues": getattr(args, "residues", None),
+            "first_frame": getattr(args, "first_frame", None), "frames": getattr(args, "frames", None),
+            "crop": getattr(args, "crop", None), "size": getattr(args, "resize", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -146,8 +150,15 @@ def cmd_train_prior(args) -> int:
     rate = args.rate if args.rate is not None else args.bpp
     if rate is None:
         raise SystemExit(f"error: give the target rate in {mod.unit} (--rate)")
-    patch = args.patch if mod.name == "image" else (args.patch,) * mod.rank
-    channels = args.channels or {"image": 3, "audio": 1, "protein": 3}.get(mod.name, 1)
+    try:
+        patch = tuple(int(v) for v in args.patch.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"error: --patch {args.patch!r}: one side or sides joined by x (24x16x16)") from None
+    patch = patch * mod.rank if len(patch) == 1 else patch
+    if len(patch) != mod.rank:
+        raise SystemExit(f"error: --patch {args.patch!r} for a signal of rank {mod.rank}")
+    patch = patch[0] if mod.name == "image" and patch[0] == patch[1] else patch
+    channels = args.channels or {"image": 3, "audio": 1, "protein": 3, "video": 3}.get(mod.name, 1)
     try:
         arch = Arch(hidden=args.hidden, depth=args.depth, num_freqs=args.num_freqs, patch=patch,
                     channels=channels, linear=args.linear, pe_grid=args.pe_grid,
@@ -401,11 +412,15 @@ def cmd_eval(args) -> int:
 
 
 def _add_read_options(q) -> None:
-    """Options that choose what of a file is coded (audio window, protein chain)."""
+    """Options that choose what of a file is coded (audio window, protein chain, video window)."""
     q.add_argument("--start", type=float, help="audio: first second to code (default 0)")
     q.add_argument("--duration", type=float, help="audio: seconds to code (default: to the end)")
     q.add_argument("--chain", help="protein: chain id (default: the first protein chain)")
     q.add_argument("--residues", type=int, help="protein: code the first N residues (default: all)")
+    q.add_argument("--first-frame", type=int, help="video: first frame to code (default 0)")
+    q.add_argument("--frames", type=int, help="video: number of frames to code (default: to the end)")
+    q.add_argument("--crop", help="video: centre crop HxW (or one side for a square) before resizing")
+    q.add_argument("--resize", help="video: resize the (cropped) frames to HxW (or one side)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -414,23 +429,26 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrec-inr", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    c = sub.add_parser("compress", help="image, audio or protein structure -> .jrec")
+    c = sub.add_parser("compress", help="image, audio, protein structure or video -> .jrec")
     c.add_argument("input", nargs="?", default=demo_image(),
-                   help="image, audio file or PDB / mmCIF structure (default: the bundled demo crop)")
+                   help="image, audio file, PDB / mmCIF structure or video clip (default: the bundled "
+                        "demo crop)")
     c.add_argument("out", nargs="?", default="demo.jrec", help="output .jrec file")
     c.add_argument("--rate", type=float, help="target rate in the modality's unit: bpp (images, default "
-                   "0.3), kbps (audio), bits per residue (proteins); selects the bundled model")
+                   "0.3), kbps (audio), bits per residue (proteins), bits per frame pixel (video); "
+                   "selects the bundled model")
     c.add_argument("--bpp", type=float, help="images: target bits per pixel (same as --rate)")
-    c.add_argument("--modality", help="image, audio or protein (default: from the file's suffix)")
+    c.add_argument("--modality", help="image, audio, protein or video (default: from the file's suffix)")
     c.add_argument("--model", help="model .npz instead of the bundled one for --rate")
-    c.add_argument("--recon", help="also write the reconstruction (PNG, FLAC / WAV or PDB)")
+    c.add_argument("--recon", help="also write the reconstruction (PNG, FLAC / WAV, PDB, MKV / MP4)")
     _add_read_options(c)
     c.add_argument("--json", help="write the encoder's statistics (JSON)")
     _add_coding_options(c)
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help=".jrec -> PNG, FLAC / WAV or PDB (from the file's modality)")
+    d = sub.add_parser("decompress", help=".jrec -> PNG, FLAC / WAV, PDB or MKV (FFV1, lossless) / "
+                       "MP4 (H.264, for viewing)")
     d.add_argument("input")
     d.add_argument("out")
     d.add_argument("--model", help="model .npz (default: the bundled model named in the file)")
@@ -442,9 +460,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="model .npz")
     t.add_argument("--files", nargs="+", help="training files (images, audio, structures)")
     t.add_argument("--images", nargs="+", help="training images (same as --files)")
-    t.add_argument("--modality", help="image, audio or protein (default: from the files' suffix)")
+    t.add_argument("--modality", help="image, audio, protein or video (default: from the files' suffix)")
     t.add_argument("--exclude", nargs="*", help="file stems to leave out (e.g. kodim01)")
-    t.add_argument("--channels", type=int, help="output channels (default: 3 image, 1 audio, 3 protein)")
+    t.add_argument("--channels", type=int,
+                   help="output channels (default: 3 image, 1 audio, 3 protein, 3 video)")
     t.add_argument("--points-per-step", type=int, default=1024,
                    help="grid points drawn per patch and fitting step")
     t.add_argument("--stratified", action="store_true", help="stratified draws of those points")
@@ -453,7 +472,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=24)
     t.add_argument("--depth", type=int, default=3)
     t.add_argument("--num-freqs", type=int, default=3)
-    t.add_argument("--patch", type=int, default=64)
+    t.add_argument("--patch", default="64", help="patch sides: one side (a square or cube) or sides "
+                   "joined by x (video: 24x16x16)")
     t.add_argument("--kappa", type=int, default=16)
     t.add_argument("--num-patches", type=int, default=96)
     t.add_argument("--em-iters", type=int, default=5)
@@ -482,12 +502,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("images", nargs="+", metavar="files", help="images, audio files or structures")
     e.add_argument("--rate", type=float, nargs="+", help="target rates in the modality's unit")
     e.add_argument("--bpp", type=float, nargs="+", default=[0.1, 0.3, 0.6], help="images: target bpp")
-    e.add_argument("--modality", help="image, audio or protein (default: from the first file's suffix)")
+    e.add_argument("--modality",
+                   help="image, audio, protein or video (default: from the first file's suffix)")
     e.add_argument("--model", help="model .npz (with a single rate)")
     e.add_argument("--out", default="rd.json")
     e.add_argument("--plot", help="RD plot (PNG)")
     e.add_argument("--baselines", action="store_true", help="the modality's classical codecs at matched "
-                   "rate (JPEG / WebP / JPEG 2000; MP3 / Opus; quantisation + xz / zstd)")
+                   "rate (JPEG / WebP / JPEG 2000; MP3 / Opus; quantisation + xz / zstd; H.264 / H.265)")
     e.add_argument("--time-budget", type=float, help="seconds; no new image starts after it")
     _add_read_options(e)
     _add_coding_options(e)

@@ -25,7 +25,8 @@ __all__ = ["evaluate_files", "plot", "summarise", "published", "PUBLISHED_KEYS"]
 
 #: The key of each modality's curves in ``published_rd.json`` and its (rate, metric) fields.
 PUBLISHED_KEYS = {"audio": ("librispeech_kbps", "kbps", "psnr"),
-                  "protein": ("protein_bits_per_residue", "bits_per_residue", "rmsd")}
+                  "protein": ("protein_bits_per_residue", "bits_per_residue", "rmsd"),
+                  "video": ("ucf101_bpp", "bpp", "psnr")}
 
 
 def published(modality: str) -> dict:
@@ -66,7 +67,8 @@ def evaluate_files(files, rates, modality: str, *, cfg=None, models=None, read_o
         maps it to a Model or a list of them (the first that did not see a file codes it).
       modality: ``"audio"``, ``"protein"``, ... (:mod:`jrec_inr.modalities`).
       cfg: the encoder's :class:`~jrec_inr.codec.CodecConfig`.
-      read_options: the modality's reading options (``duration=3.0``, ``residues=96``).
+      read_options: the modality's reading options (``duration=3.0``, ``residues=96``), or
+        a function of the path returning them (a protocol whose crop depends on the file).
       out, plot_path: JSON and PNG paths.
       baselines: code each signal with the modality's baselines at the achieved rate.
       time_budget: seconds after which no new file is started.
@@ -78,7 +80,7 @@ def evaluate_files(files, rates, modality: str, *, cfg=None, models=None, read_o
     mod = modalities.get(modality)
     cfg = codec.default_config(mod.name) if cfg is None else cfg
     encoder = codec.encoder_settings(cfg)
-    read_options = dict(read_options or {})
+    options_of = read_options if callable(read_options) else (lambda _p, o=dict(read_options or {}): o)
     rows, base = [], []
     if out and os.path.exists(out):
         with open(out) as f:
@@ -94,6 +96,7 @@ def evaluate_files(files, rates, modality: str, *, cfg=None, models=None, read_o
             name = os.path.basename(path)
             model = chosen[r][name]
             digest = model.digest()
+            read_options = dict(options_of(path))
             if any(x["file"] == name and x["target_rate"] == r and x["model_digest"] == digest
                    and x["encoder"] == encoder and x.get("read_options") == read_options for x in rows):
                 continue

@@ -412,7 +412,7 @@ def test_rd_harness_checks_the_decoder_and_writes_json(protein_model, tmp_path):
     assert os.path.getsize(tmp_path / "rd.png") > 1000
 
 
-def test_bundled_audio_and_protein_models_never_saw_the_files_they_report():
+def test_bundled_audio_protein_and_video_models_never_saw_the_files_they_report():
     import sys
 
     sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
@@ -421,9 +421,9 @@ def test_bundled_audio_and_protein_models_never_saw_the_files_they_report():
     finally:
         sys.path.pop(0)
     models = [prior.load_model(p) for p in prior.bundled_models().values()]
-    for kind, (lo, mid, hi) in {"audio": (5, 10, 20), "protein": (12, 35, 60)}.items():
+    for kind, rates in {"audio": (5, 10, 20), "protein": (12, 35, 60), "video": (0.1, 0.25, 0.6)}.items():
         ms = sorted((m for m in models if m.modality == kind), key=lambda m: m.nominal_rate)
-        assert [round(m.nominal_rate) for m in ms] == [lo, mid, hi], kind
+        assert [m.nominal_rate for m in ms] == pytest.approx(rates), kind
         held_out = {os.path.basename(f) for f in rd_modality.HELD_OUT[kind]}
         for m in ms:
             assert m.recipe["command"].startswith("jrec-inr train-prior") and m.recipe["files"]

@@ -14,6 +14,7 @@ modality   id    grid                        rate unit        distortion
 image      0     ``(H, W, 3)``               bits per pixel   PSNR on 8 bits, MS-SSIM
 audio      1     ``(T, C)`` samples          kbps             PSNR of the [0, 1] waveform
 protein    2     ``(N, 3)`` C-alpha (A)      bits per residue RMSD in angstrom
+video      3     ``(T, H, W, 3)``            bits per pixel   PSNR over the clip, 8 bits
 =========  ====  ==========================  ===============  ==========================
 
 Use :func:`get` (by name or id) or :func:`for_path` (by file type).
@@ -50,9 +51,9 @@ class Modality:
     """The interface of a kind of signal (subclass per modality; instances are stateless).
 
     Attributes:
-      name: the modality's name (``"image"``, ``"audio"``, ``"protein"``).
+      name: the modality's name (``"image"``, ``"audio"``, ``"protein"``, ``"video"``).
       id: its number in ``.jrec`` files.
-      rank: number of grid axes (2 for images, 1 for audio and backbones).
+      rank: number of grid axes (2 for images, 1 for audio and backbones, 3 for video).
       unit: the rate unit (``"bpp"``, ``"kbps"``, ``"bits/residue"``).
       metric: the name of the primary distortion metric (first key of :meth:`metrics`).
       higher_is_better: whether the primary metric improves upwards (PSNR) or not (RMSD).
@@ -192,8 +193,8 @@ def for_path(path) -> Modality:
 
 
 def _load() -> None:
-    if len(_REGISTRY) < 3:  # (a module imported on its own registers only itself)
-        from jrec_inr.modalities import audio, image, protein  # noqa: F401  (they register)
+    if len(_REGISTRY) < 4:  # (a module imported on its own registers only itself)
+        from jrec_inr.modalities import audio, image, protein, video  # noqa: F401  (they register)
 
 
 def require(module: str, extra: str):
