@@ -1,7 +1,7 @@
 """jrec_inr: compression with Bayesian implicit neural representations (COMBINER / RECOMBINER).
 
 Guo, Flamich, He, Chen & Hernandez-Lobato, "Compression with Bayesian implicit neural
-representations", NeurIPS 2023. One codec for images, audio and protein backbones
+representations", NeurIPS 2023. One codec for images, audio, protein backbones and video
 (:mod:`jrec_inr.modalities`: reading, writing, normalisation, metrics, baselines of each
 kind of signal). A signal is cut into patches; each patch is fitted by
 a SIREN whose weights have a Gaussian posterior (:mod:`jrec_inr.model`,

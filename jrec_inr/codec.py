@@ -3,7 +3,7 @@ with ORC, progressive fine-tuning.
 
 Guo, Flamich, He, Chen & Hernandez-Lobato, "Compression with Bayesian implicit neural
 representations", NeurIPS 2023 (COMBINER), section 3. One code path for every modality
-(:mod:`jrec_inr.modalities`: images, audio, protein backbones): the modality turns a
+(:mod:`jrec_inr.modalities`: images, audio, protein backbones, video): the modality turns a
 signal into a unit-scale grid ``(*dims, C)`` and back; everything below works on grids.
 
 1. The grid is cut into patches (``Arch.patch_shape``, edge-padded); every patch gets an
@@ -23,7 +23,7 @@ signal into a unit-scale grid ``(*dims, C)`` and back; everything below works on
    ``(patches, blocks)`` indices in fixed width, the model fingerprint (prior, grouping,
    architecture) and the key fingerprint; metadata (``INR2``, the same layout for every
    modality): modality id, rank, channel count, each dimension, seed, the modality's
-   parameters (an audio file's sample rate; a protein's centre, scale, chain and
+   parameters (an audio file's sample rate; a clip's frame rate; a protein's centre, scale, chain and
    residues) and the model name. Files of the image-only codec (``INR1``) still decode.
    Decoding: key + indices -> weights -> one forward pass -> the modality's file.
 

@@ -63,8 +63,8 @@ class Model(NamedTuple):
         that need them (:func:`patch_order`).
       modality: the kind of signal it codes (:mod:`jrec_inr.modalities`).
       rate: the rate it was trained for in the modality's unit (kbps for audio, bits per
-        residue for proteins); ``None`` for images, whose unit is ``bpp``. (``bpp`` is
-        always the training budget in bits per grid point.)
+        residue for proteins, bits per frame pixel for video); ``None`` for images, whose
+        unit is ``bpp``. (``bpp`` is always the training budget in bits per grid point.)
     """
 
     name: str
