@@ -11,8 +11,9 @@ from scipy.signal import convolve2d
 
 from jrec_inr import metrics
 
-KODAK_23 = "/work/shared/data/kodak/kodim23.png"
-PUBLISHED = "/work/shared/reference/published_rd.json"
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")  # beside the project
+KODAK_23 = os.path.join(SHARED, "data", "kodak", "kodim23.png")
+PUBLISHED = os.path.join(SHARED, "reference", "published_rd.json")
 
 
 def _rand_image(h, w, seed=0):
