@@ -210,10 +210,11 @@ def plot(path, result: dict) -> None:
     if f"{rk}_without_residue_table" in r:
         ax.plot(r[f"{rk}_without_residue_table"], r[metric], "o--", color="C3", mfc="none",
                 label="jrec COMBINER, without the residue table")
+    own, other = ["C0", "C1", "C2", "C8", "C9", "C5"], ["C4", "C6", "C7"]  # (C3 is ours)
     for i, (c, b) in enumerate(sorted(result.get("baselines", {}).items())):
-        ax.plot(b[rk], b[metric], "s--", color=f"C{i}", label=f"{c} (ours, matched rate)")
+        ax.plot(b[rk], b[metric], "s--", color=own[i % len(own)], label=f"{c} (ours, matched rate)")
     for i, (name, (x, y)) in enumerate(sorted(published(mod).items())):
-        ax.plot(x, y, "^:", color=f"C{i + 4}", alpha=0.8, label=f"{name} (published)")
+        ax.plot(x, y, "^:", color=other[i % len(other)], alpha=0.8, label=f"{name} (published)")
     ax.set_xlabel(unit)
     ax.set_ylabel({"psnr": "PSNR (dB)", "rmsd": "RMSD (angstrom)"}.get(metric, metric))
     if metric == "rmsd":
