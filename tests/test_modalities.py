@@ -205,6 +205,26 @@ def test_audio_window_options(tmp_path):
         audio.AUDIO.read(wav, start=0.8, duration=0.5)
 
 
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_matched_rate_search_returns_the_best_point_at_most_the_target(log_scale):
+    calls = []
+
+    def encode(setting):  # a codec whose real rate steps with its setting (not monotone-smooth)
+        calls.append(setting)
+        return {"setting": setting, "rate": math.floor(setting) + 0.5}
+
+    best, points = modalities.best_at_most(encode, lambda p: p["rate"], 37.2, 1.0, 100.0, iters=12,
+                                           log_scale=log_scale)
+    assert best["rate"] == 36.5 and len(points) == 13 and calls[0] == 1.0
+    assert best is max((p for p in points if p["rate"] <= 37.2), key=lambda p: p["rate"])
+    best, points = modalities.best_at_most(encode, lambda p: p["rate"], 0.9, 1.0, 100.0, iters=12)
+    assert best["rate"] == 1.5 and len(points) == 1  # even the cheapest is above: one encoding
+    # a setting whose rate falls as it grows (a CRF, a quantisation step), midpoints rounded
+    best, points = modalities.best_at_most(lambda c: {"crf": c}, lambda p: 100 - p["crf"], 50, 80.0, 10.0,
+                                           iters=3, digits=1)
+    assert [p["crf"] for p in points] == [80.0, 45.0, 62.5, 53.8] and best["crf"] == 53.8
+
+
 def test_audio_baselines_measure_real_codecs():
     sig = Signal(_speech_like(1.0, sr=16000, seed=5), {"sample_rate": 16000})
     mp3 = audio.match_rate(sig, "mp3", 33.0)

@@ -29,7 +29,8 @@ import numpy as np
 
 from jrec_inr.data import SignalError
 
-__all__ = ["Signal", "Modality", "SignalError", "get", "for_path", "names", "require", "psnr_unit"]
+__all__ = ["Signal", "Modality", "SignalError", "get", "for_path", "names", "require", "psnr_unit",
+           "best_at_most"]
 
 
 class Signal(NamedTuple):
@@ -211,3 +212,37 @@ def psnr_unit(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     """``20 log10(peak / RMSE)`` in dB (inf for identical arrays)."""
     mse = float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
     return float("inf") if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
+def best_at_most(encode, rate, target: float, cheap: float, rich: float, *, iters: int,
+                 log_scale: bool = False, digits: int | None = None) -> tuple[dict, list[dict]]:
+    """A baseline codec at matched rate: the coding of highest real rate at most ``target``.
+
+    ``encode(setting) -> point`` codes the signal at a setting (a bit rate, a quality, a
+    quantisation step), ``rate(point)`` is the point's real rate. ``cheap`` is the setting
+    of lowest rate, coded first; ``rich`` the other end of the range, presumed above the
+    target (not coded). If the cheap setting is at most the target, ``iters`` bisection
+    steps follow between the two (on the log of the setting with ``log_scale``; each
+    midpoint rounded to ``digits`` decimals if given): a midpoint at most the target
+    becomes the new cheap end, one above it the new rich end.
+
+    Returns ``(best, points)``: the point of highest rate at most the target (the cheap
+    setting's if none is; callers flag ``best`` above the target) and every point coded.
+    """
+    to = (math.log if log_scale else float)
+    back = (math.exp if log_scale else float)
+    points = [encode(cheap)]
+    if rate(points[0]) <= target:
+        lo, hi = to(cheap), to(rich)
+        for _ in range(iters):
+            mid = back(0.5 * (lo + hi))
+            if digits is not None:
+                mid = round(mid, digits)
+            p = encode(mid)
+            points.append(p)
+            if rate(p) <= target:
+                lo = to(mid)
+            else:
+                hi = to(mid)
+    ok = [p for p in points if rate(p) <= target]
+    return (max(ok, key=rate) if ok else points[0]), points

@@ -24,7 +24,7 @@ import numpy as np
 
 from jrec_inr import data
 from jrec_inr.data import SignalError
-from jrec_inr.modalities import Modality, Signal, psnr_unit, register, require
+from jrec_inr.modalities import Modality, Signal, best_at_most, psnr_unit, register, require
 
 __all__ = ["Audio", "AUDIO", "mp3_codec", "opus_codec", "MP3_BITRATES"]
 
@@ -262,19 +262,8 @@ def match_rate(ref: Signal, codec: str, target_kbps: float) -> dict:
         ok = [p for p in points if p["kbps"] <= target_kbps]
         best = ok[-1] if ok else points[0]
     elif codec == "opus":
-        lo, hi = 6.0, 256.0
-        points = [baseline_point(ref, "opus", lo)]
-        if points[0]["kbps"] <= target_kbps:
-            for _ in range(9):
-                mid = math.sqrt(lo * hi)
-                p = baseline_point(ref, "opus", round(mid, 2))
-                points.append(p)
-                if p["kbps"] <= target_kbps:
-                    lo = mid
-                else:
-                    hi = mid
-        ok = [p for p in points if p["kbps"] <= target_kbps]
-        best = max(ok, key=lambda p: p["kbps"]) if ok else points[0]
+        best, points = best_at_most(lambda b: baseline_point(ref, "opus", b), lambda p: p["kbps"],
+                                    target_kbps, 6.0, 256.0, iters=9, log_scale=True, digits=2)
     else:
         raise ValueError(f"unknown audio codec {codec!r} (mp3, opus)")
     return {**best, "target_kbps": float(target_kbps), "above_target": best["kbps"] > target_kbps,

@@ -28,7 +28,7 @@ import numpy as np
 
 from jrec_inr import data
 from jrec_inr.data import SignalError
-from jrec_inr.modalities import Modality, Signal, register, require
+from jrec_inr.modalities import Modality, Signal, best_at_most, register, require
 
 __all__ = ["Protein", "PROTEIN", "pack_residues", "unpack_residues", "quantised_baseline", "SCALE"]
 
@@ -323,22 +323,10 @@ def quantised_baseline(ref: Signal, step: float, compressor: str = "xz") -> dict
 
 
 def match_rate(ref: Signal, compressor: str, target: float) -> dict:
-    """The finest quantisation step (bisection on log step, 0.001-20 angstrom, 16
-    encodings) whose compressed coordinates take at most ``target`` bits per residue."""
-    lo, hi = math.log(20.0), math.log(0.001)  # coarse (small rate) .. fine
-    first = quantised_baseline(ref, 20.0, compressor)
-    points = [first]
-    if first["bits/residue"] <= target:
-        for _ in range(15):
-            mid = 0.5 * (lo + hi)
-            p = quantised_baseline(ref, math.exp(mid), compressor)
-            points.append(p)
-            if p["bits/residue"] <= target:
-                lo = mid
-            else:
-                hi = mid
-    ok = [p for p in points if p["bits/residue"] <= target]
-    best = min(ok, key=lambda p: p["step"]) if ok else first
+    """The quantisation step whose compressed coordinates take the most bits per residue
+    up to ``target`` (bisection on the log of the step, 0.001-20 angstrom, 16 encodings)."""
+    best, points = best_at_most(lambda step: quantised_baseline(ref, step, compressor),
+                                lambda p: p["bits/residue"], target, 20.0, 0.001, iters=15, log_scale=True)
     return {**best, "target": float(target), "above_target": best["bits/residue"] > target,
             "evaluations": len(points)}
 

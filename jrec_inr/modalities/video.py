@@ -22,6 +22,7 @@ on the decoded RGB frames exactly as the codec's.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import struct
@@ -33,7 +34,7 @@ import numpy as np
 
 from jrec_inr import data
 from jrec_inr.data import SignalError
-from jrec_inr.modalities import Modality, Signal, register, require
+from jrec_inr.modalities import Modality, Signal, best_at_most, register, require
 
 __all__ = ["Video", "VIDEO", "read_clip", "ffmpeg", "h26x_codec", "match_rate", "PROTOCOL"]
 
@@ -318,23 +319,13 @@ def match_rate(ref: Signal, codec: str, preset: str, target_bpp: float, *, iters
     """The coding of ``ref`` by ``codec`` at ``preset`` of the highest real rate at most
     ``target_bpp``: bisection on the (fractional) CRF in [0, 51], ``iters`` encodings after
     CRF 51; CRF 51 with ``above_target=True`` if even that one is above."""
-    points = [baseline_point(ref, codec, preset, 51)]
-    if points[0]["bpp"] <= target_bpp:
-        lo, hi = 0.0, 51.0  # rate(hi) <= target < rate(lo) (presumed at 0)
-        for _ in range(iters):
-            mid = round((lo + hi) / 2, 3)
-            p = baseline_point(ref, codec, preset, mid)
-            points.append(p)
-            if p["bpp"] <= target_bpp:
-                hi = mid
-            else:
-                lo = mid
-    ok = [p for p in points if p["bpp"] <= target_bpp]
-    best = max(ok, key=lambda p: p["bpp"]) if ok else points[0]
+    best, points = best_at_most(lambda crf: baseline_point(ref, codec, preset, crf), lambda p: p["bpp"],
+                                target_bpp, 51.0, 0.0, iters=iters, digits=3)
     return {**best, "target_bpp": float(target_bpp), "above_target": best["bpp"] > target_bpp,
             "evaluations": len(points), "ffmpeg": _ffmpeg_version()}
 
 
+@functools.cache
 def _ffmpeg_version() -> str:
     try:
         first = subprocess.run([ffmpeg(), "-version"], capture_output=True, text=True).stdout.splitlines()[0]
