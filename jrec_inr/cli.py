@@ -138,6 +138,18 @@ def _modality_of(args, path):
     return modalities.get(args.modality) if getattr(args, "modality", None) else modalities.for_path(path)
 
 
+def _sides(text: str, option: str, rank: int) -> tuple[int, ...]:
+    """``"24x16x16"`` (or one side for every axis) as a tuple of ``rank`` positive ints."""
+    try:
+        sides = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"error: {option} {text!r}: one side or sides joined by x (24x16x16)") from None
+    sides = sides * rank if len(sides) == 1 else sides
+    if len(sides) != rank or min(sides) < 1:
+        raise SystemExit(f"error: {option} {text!r} for a signal of rank {rank}")
+    return sides
+
+
 def cmd_train_prior(args) -> int:
     from jrec_inr import modalities, prior
     from jrec_inr.fit import FitConfig
@@ -150,13 +162,10 @@ def cmd_train_prior(args) -> int:
     rate = args.rate if args.rate is not None else args.bpp
     if rate is None:
         raise SystemExit(f"error: give the target rate in {mod.unit} (--rate)")
-    try:
-        patch = tuple(int(v) for v in args.patch.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"error: --patch {args.patch!r}: one side or sides joined by x (24x16x16)") from None
-    patch = patch * mod.rank if len(patch) == 1 else patch
-    if len(patch) != mod.rank:
-        raise SystemExit(f"error: --patch {args.patch!r} for a signal of rank {mod.rank}")
+    patch = _sides(args.patch, "--patch", mod.rank)
+    group = None if args.group is None else _sides(args.group, "--group", mod.rank)
+    if (group is None) != (args.window is None) or (group is None) != (args.num_signals is None):
+        raise SystemExit("error: a hierarchical prior needs --group, --window and --num-signals together")
     patch = patch[0] if mod.name == "image" and patch[0] == patch[1] else patch
     channels = args.channels or {"image": 3, "audio": 1, "protein": 3, "video": 3}.get(mod.name, 1)
     try:
@@ -182,10 +191,17 @@ def cmd_train_prior(args) -> int:
     grids = [g for s in signals for g in mod.training_grids(s, arch)]
     if not grids:
         raise SystemExit(f"error: no training windows in the files (each needs at least {arch.patch_shape})")
+    units = None
     try:
-        patches = prior.training_patches(None, arch.patch_shape, cfg.num_patches, cfg.seed, grids=grids)
+        if group is None:
+            patches = prior.training_patches(None, arch.patch_shape, cfg.num_patches, cfg.seed, grids=grids)
+        else:
+            window = _sides(args.window, "--window", mod.rank)
+            patches, units = prior.training_signals(grids, window, arch.patch_shape, group, args.num_signals,
+                                                    cfg.seed)
+            cfg = cfg._replace(num_patches=int(patches.shape[0]))
     except ValueError as e:
-        raise SystemExit(f"error: {e} (lower --num-patches)") from None
+        raise SystemExit(f"error: {e} (lower --num-patches / --num-signals)") from None
     t0 = time.perf_counter()
     recipe = {"command": "jrec-inr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "images" if mod.name == "image" else "files": [os.path.basename(p) for p in paths],
@@ -194,7 +210,8 @@ def cmd_train_prior(args) -> int:
     default_name = f"bpp{rate:g}" if mod.name == "image" else f"{mod.name}-{rate:g}"
     model = prior.train_prior(patches, arch, cfg, name=args.name or default_name,
                               checkpoint=args.checkpoint, progress=not args.quiet, recipe=recipe,
-                              modality=mod.name, rate=None if mod.name == "image" else float(rate))
+                              modality=mod.name, rate=None if mod.name == "image" else float(rate),
+                              units=units, group=group)
     model.recipe["train_seconds"] = round(time.perf_counter() - t0, 1)
     prior.save_model(args.out, model)
     print(f"{args.out}: {mod.name} model {model.name}, {model.num_weights} weights in {model.num_blocks} "
@@ -484,6 +501,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--cross-patch", action=argparse.BooleanOptionalAction, default=True,
                    help="code blocks across patches (RECOMBINER): an image's bits go to the patches "
                         "that need them (default; --no-cross-patch: every patch gets the same rate)")
+    t.add_argument("--group", default=None,
+                   help="a hierarchical prior (RECOMBINER): patches per group, one side or sides joined "
+                        "by x (audio: 4; images: 4x4); needs --window and --num-signals")
+    t.add_argument("--window", default=None,
+                   help="grid points of one training signal of a hierarchical prior, sides joined by x "
+                        "(audio: 48000; whole patches)")
+    t.add_argument("--num-signals", type=int, default=None,
+                   help="training windows of a hierarchical prior (replaces --num-patches)")
     t.add_argument("--shared-beta", action="store_true",
                    help="learn the prior with one beta for all training patches (mean KL = budget)")
     t.add_argument("--pe-grid", type=int, default=0,

@@ -43,10 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import jrec
-from jrec_inr import data, modalities
+from jrec_inr import data, hierarchy, modalities
 from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.model import FROZEN_RHO, BayesianSiren, patch_coords
-from jrec_inr.prior import Model, ModelError, bundled_models, layout_of, load_model
+from jrec_inr.prior import Level, Model, ModelError, bundled_models, layout_of, load_model
 
 __all__ = ["CodecConfig", "Result", "compress", "decompress", "select_model", "read_meta",
            "encoder_settings", "default_config", "CodecError", "MODALITY_IMAGE", "ENCODER_VERSION"]
@@ -186,8 +186,14 @@ def select_model(rate: float, modality: str = "image") -> Model:
     return best
 
 
-def _tables(model: Model, width: int | None = None):
-    """Per-block weight positions ``(B, width)`` padded with ``D`` (a dummy slot) and their mask.
+def _level(model: Model, lvl: int) -> Level:
+    """``model``'s level ``lvl`` (:data:`~jrec_inr.hierarchy.PATCH`, ``GROUP``, ``SIGNAL``)."""
+    return next(L for L in model.levels() if L.level == lvl)
+
+
+def _tables(level: Level, width: int | None = None):
+    """Per-block weight positions ``(B, width)`` of a level, padded with ``D`` (a dummy
+    slot), and their mask.
 
     ``width`` defaults to the widest block (rounded up to a multiple of 8); a narrower
     table keeps the first ``width`` members of each block (used only for blocks that fit).
@@ -195,19 +201,19 @@ def _tables(model: Model, width: int | None = None):
     its length (partitionable threefry), and padded slots have target == proposal, so a
     block coded at its own width decodes identically at any larger width.
     """
-    block = np.asarray(model.block)
-    nb = model.num_blocks
-    d = int(width or _widths(model).max())
-    pos = np.full((nb, d), model.num_weights, np.int32)
+    block = np.asarray(level.block)
+    nb, num_weights = level.num_blocks, block.shape[0]
+    d = int(width or _widths(level).max())
+    pos = np.full((nb, d), num_weights, np.int32)
     for b in range(nb):
         members = np.flatnonzero(block == b)[:d]
         pos[b, : members.size] = members
-    return jnp.asarray(pos), jnp.asarray(pos < model.num_weights)
+    return jnp.asarray(pos), jnp.asarray(pos < num_weights)
 
 
-def _widths(model: Model) -> np.ndarray:
+def _widths(level: Level) -> np.ndarray:
     """Each block's coding width: its size rounded up to a multiple of 8 (at least 8)."""
-    sizes = np.bincount(np.asarray(model.block), minlength=model.num_blocks)
+    sizes = np.bincount(np.asarray(level.block), minlength=level.num_blocks)
     return np.maximum(8, -(-sizes // 8) * 8)
 
 
@@ -216,21 +222,22 @@ def _pad(v, fill):
     return jnp.concatenate([v, jnp.full(v.shape[:-1] + (1,), fill, v.dtype)], axis=-1)
 
 
-def _block_proposal(model: Model, pos, b):
-    pm = _pad(jnp.asarray(model.prior_mean), 0.0)[pos[b]]
-    ps = _pad(jnp.asarray(model.prior_std), 1.0)[pos[b]]
+def _block_proposal(level: Level, pos, b):
+    pm = _pad(jnp.asarray(level.prior_mean), 0.0)[pos[b]]
+    ps = _pad(jnp.asarray(level.prior_std), 1.0)[pos[b]]
     return distrax.Normal(pm, ps)
 
 
-def _sources(model: Model, num_patches: int) -> np.ndarray:
-    """``(P, D + 1)`` int32: the patch that row ``j``'s copy of each block takes weight ``d``
-    from (:meth:`Model.patch_order`; patch ``j`` itself without ``cross_patch``). The last
-    column, the dummy slot, is always row ``j``'s own."""
-    order = model.patch_order(num_patches)
-    rows = np.arange(num_patches, dtype=np.int32)[:, None]
+def _sources(model: Model, num_copies: int, offset: int = 0) -> np.ndarray:
+    """``(n, D + 1)`` int32: the unit that row ``j``'s copy of each block takes weight ``d``
+    from, for a level of ``n`` units stored from ``offset`` on (:meth:`Model.patch_order`
+    over the level's units; unit ``j`` itself without ``cross_patch``). The last column,
+    the dummy slot, is always row ``j``'s own."""
+    order = model.patch_order(num_copies)
+    rows = np.arange(num_copies, dtype=np.int32)[:, None]
     if order is None:
-        order = np.broadcast_to(rows, (num_patches, model.num_weights))
-    return np.concatenate([order, rows], axis=1)
+        order = np.broadcast_to(rows, (num_copies, model.num_weights))
+    return np.concatenate([order, rows], axis=1) + np.int32(offset)
 
 
 def _block_keys(key, b, num_patches):
@@ -250,33 +257,36 @@ def _per_model(build, model: Model, *args):
     return _COMPILED[k]
 
 
-def _block_coder(model: Model, width: int, greedy: bool):
-    """:func:`_make_block_coder` for ``model``'s blocks of coding width ``width`` (cached):
-    ORC's work grows with the candidate length, so each block is coded at its own width."""
-    return _per_model(_make_block_coder, model, int(width), bool(greedy))
+def _block_coder(model: Model, width: int, greedy: bool, lvl: int = hierarchy.PATCH):
+    """:func:`_make_block_coder` for the blocks of coding width ``width`` of ``model``'s level
+    ``lvl`` (cached): ORC's work grows with the candidate length, so each block is coded at
+    its own width."""
+    return _per_model(_make_block_coder, model, int(width), bool(greedy), int(lvl))
 
 
-def _make_block_coder(model: Model, width: int, greedy: bool):
-    """Jitted ``code(state, b, key, sources) -> (state, index (P,))``: ORC of the ``P``
-    copies of block ``b`` (copy ``j`` holds the weights ``sources`` = :func:`_sources`
-    assigns to row ``j``; an argument, not a constant baked into the program), then
-    freeze it."""
-    pos, mask = _tables(model, width)
+def _make_block_coder(model: Model, width: int, greedy: bool, lvl: int):
+    """Jitted ``code(state, b, key, sources) -> (state, index (n,))``: ORC of the ``n``
+    copies of the level's block ``b`` (copy ``j`` holds the weights ``sources`` =
+    :func:`_sources` assigns to row ``j``; an argument, not a constant baked into the
+    program), then freeze it. Copy ``j`` of the model's block ``k`` (all levels counted,
+    :attr:`Level.first_block`) is coded with the key ``fold_in(fold_in(key, k), j)``."""
+    level = _level(model, lvl)
+    pos, mask = _tables(level, width)
 
     @jax.jit
     def code(state, b, key, sources):
-        num_patches = state.mean.shape[0]
-        src = sources[:, pos[b]]  # (P, width) patch of each member
-        proposal = _block_proposal(model, pos, b)
+        num_copies = sources.shape[0]
+        src = sources[:, pos[b]]  # (n, width) unit of each member
+        proposal = _block_proposal(level, pos, b)
         mean = _pad(state.mean, 0.0)[src, pos[b]]
         std = _pad(jax.nn.softplus(state.rho), 1.0)[src, pos[b]]
         valid = mask[b]
         mean = jnp.where(valid, mean, proposal.loc)  # dummy slots: target == proposal
         std = jnp.where(valid, std, proposal.scale)
-        keys = _block_keys(key, b, num_patches)
+        keys = _block_keys(key, level.first_block + b, num_copies)
         codes = jax.vmap(lambda k, m, s: jrec.orc.encode(k, distrax.Normal(m, s), proposal,
                                                          kappa=model.kappa, greedy=greedy))(keys, mean, std)
-        samples = _decode_block(model, pos, b, keys, codes.index)
+        samples = _decode_block(level, pos, b, keys, codes.index)
         cols = jnp.where(valid, pos[b], model.num_weights)  # dummy writes go to the pad slot
         new_mean = _pad(state.mean, 0.0).at[src, cols].set(samples)[:, :-1]
         new_rho = _pad(state.rho, 0.0).at[src, cols].set(FROZEN_RHO)[:, :-1]
@@ -286,29 +296,73 @@ def _make_block_coder(model: Model, width: int, greedy: bool):
     return code
 
 
-def _decode_block(model: Model, pos, b, keys, index):
-    proposal = _block_proposal(model, pos, b)
+def _decode_block(level: Level, pos, b, keys, index):
+    proposal = _block_proposal(level, pos, b)
     return jax.vmap(lambda k, i: jrec.orc.decode(k, i, proposal))(keys, index)
 
 
 def _make_weights_fn(model: Model):
-    """Jitted decoder ``(seed, (P, B) indices, sources) -> (P, D)`` weights."""
-    return jax.jit(lambda seed, index, sources: _weights_from_indices(model, seed, index, sources))
+    """Jitted decoder ``(seed, indices, sources, parents) -> ((U, D) unit weights, (P, D)
+    patch weights)``: ``indices`` and ``sources`` hold one array per level in coding order
+    (:meth:`Model.levels`), ``parents`` the :attr:`~jrec_inr.hierarchy.Units.parents`
+    (``None`` without a hierarchy: the units are the patches)."""
+
+    def weights(seed, indices, sources, parents):
+        levels = {L.level: _weights_from_indices(model, L, seed, index, src)
+                  for L, index, src in zip(model.levels(), indices, sources, strict=True)}
+        if parents is None:
+            return levels[hierarchy.PATCH], levels[hierarchy.PATCH]
+        units = jnp.concatenate([levels[hierarchy.PATCH], levels[hierarchy.GROUP], levels[hierarchy.SIGNAL]])
+        return units, jnp.sum(units[parents], axis=1)
+
+    return jax.jit(weights)
 
 
-def _weights_from_indices(model: Model, seed, index, sources):
-    pos, mask = _tables(model)
+def _weights_from_indices(model: Model, level: Level, seed, index, sources):
+    """``(n, D)`` weights of a level's ``n`` units from their ``(n, B_l)`` indices."""
+    pos, mask = _tables(level)
     key = jax.random.key(seed)
-    num_patches = index.shape[0]
+    num_copies = index.shape[0]
 
     def one(b):
-        return _decode_block(model, pos, b, _block_keys(key, b, num_patches), index[:, b])
+        return _decode_block(level, pos, b, _block_keys(key, level.first_block + b, num_copies), index[:, b])
 
-    samples = jax.lax.map(one, jnp.arange(model.num_blocks))  # (B, P, d)
-    w = jnp.zeros((num_patches, model.num_weights + 1), jnp.float32)
+    samples = jax.lax.map(one, jnp.arange(level.num_blocks))  # (B, n, d)
+    w = jnp.zeros((num_copies, model.num_weights + 1), jnp.float32)
     cols = jnp.where(mask, pos, model.num_weights)  # (B, d); dummy writes go to the pad slot
-    src = sources[:, cols]  # (P, B, d)
+    src = sources[:, cols]  # (n, B, d)
     return w.at[src, cols[None]].set(jnp.transpose(samples, (1, 0, 2)))[:, :-1]
+
+
+def _level_sizes(model: Model, units: hierarchy.Units | None, num_patches: int) -> dict:
+    """``{level: (units, offset in the state)}`` of a signal's levels."""
+    if units is None:
+        return {hierarchy.PATCH: (num_patches, 0)}
+    n = {lvl: units.of_level(lvl).size for lvl in (hierarchy.PATCH, hierarchy.GROUP, hierarchy.SIGNAL)}
+    return {lvl: (n[lvl], int(units.of_level(lvl)[0])) for lvl in n}
+
+
+def _split_index(model: Model, index: np.ndarray, units: hierarchy.Units | None) -> list:
+    """The file's index array as one ``(n_l, B_l)`` array per level in coding order: the
+    ``(P, B)`` array itself without a hierarchy; with one, the flat concatenation of the
+    levels' row-major arrays (signal, groups, patches)."""
+    if units is None:
+        return [index]
+    sizes = _level_sizes(model, units, units.num_patches)
+    out, at = [], 0
+    for L in model.levels():
+        n = sizes[L.level][0]
+        out.append(index[at: at + n * L.num_blocks].reshape(n, L.num_blocks))
+        at += n * L.num_blocks
+    return out
+
+
+def _index_size(model: Model, units: hierarchy.Units | None, num_patches: int) -> tuple:
+    """The shape of a signal's index array in the file."""
+    if units is None:
+        return (num_patches, model.num_blocks)
+    sizes = _level_sizes(model, units, num_patches)
+    return (sum(sizes[L.level][0] * L.num_blocks for L in model.levels()),)
 
 
 def _make_render_fn(model: Model):
@@ -330,13 +384,18 @@ def _make_render_fn(model: Model):
 
 
 def _decode_grid(model: Model, seed: int, index, grid_dims) -> tuple[np.ndarray, np.ndarray]:
-    """The decoder: ``(unit-scale grid (*grid_dims, C), (P, D) weights)`` from the seed and
-    the block indices."""
-    index = jnp.asarray(index)
-    sources = jnp.asarray(_sources(model, index.shape[0]))
-    weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), index, sources)
+    """The decoder: ``(unit-scale grid (*grid_dims, C), (U, D) unit weights)`` from the seed
+    and the file's block indices (the units are the patches without a hierarchy)."""
+    index = np.asarray(index)
+    units = model.units(data.grid(tuple(grid_dims), model.arch.patch_shape))
+    num_patches = math.prod(data.grid(tuple(grid_dims), model.arch.patch_shape))
+    sizes = _level_sizes(model, units, num_patches)
+    indices = tuple(jnp.asarray(i) for i in _split_index(model, index, units))
+    sources = tuple(jnp.asarray(_sources(model, sizes[L.level][0])) for L in model.levels())
+    parents = None if units is None else jnp.asarray(units.parents)
+    unit_w, weights = _per_model(_make_weights_fn, model)(jnp.uint32(seed), indices, sources, parents)
     patches = np.asarray(_per_model(_make_render_fn, model)(weights))
-    return data.from_patches(patches, tuple(grid_dims), model.arch.patch_shape), np.asarray(weights)
+    return data.from_patches(patches, tuple(grid_dims), model.arch.patch_shape), np.asarray(unit_w)
 
 
 def _meta(mod, dims, channels: int, seed: int, params: bytes, name: str) -> bytes:
@@ -422,17 +481,23 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
     layout = layout_of(arch)
     patches = data.to_patches(grid, arch.patch_shape)
     num_patches = patches.shape[0]
-    nb = model.num_blocks
-    order = model.patch_order(num_patches)  # blocks across patches: the beta row of each weight
-    row = None if order is None else jnp.asarray(np.argsort(order, axis=0).astype(np.int32))
-    problem = Problem(jnp.asarray(patches) - mod.offset, jnp.asarray(model.prior_mean),
-                      jnp.asarray(model.prior_std), jnp.asarray(model.block),
-                      jnp.full((nb,), float(model.kappa if cfg.block_kl is None else cfg.block_kl),
-                               jnp.float32), row)
-    mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (num_patches, layout.size))
+    units = model.units(data.grid(grid.shape, arch.patch_shape))
+    sizes = _level_sizes(model, units, num_patches)
+    levels = model.levels()
+    nb = model.total_blocks
+    kl_target = jnp.full((nb,), float(model.kappa if cfg.block_kl is None else cfg.block_kl), jnp.float32)
+    targets = jnp.asarray(patches) - mod.offset
     std0 = jnp.asarray(model.prior_std) * cfg.init_std_ratio
-    rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
-    log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
+    if units is None:
+        order = model.patch_order(num_patches)  # blocks across patches: the beta row of each weight
+        row = None if order is None else jnp.asarray(np.argsort(order, axis=0).astype(np.int32))
+        problem = Problem(targets, jnp.asarray(model.prior_mean), jnp.asarray(model.prior_std),
+                          jnp.asarray(model.block), kl_target, row)
+        mean = jnp.broadcast_to(jnp.asarray(model.prior_mean), (num_patches, layout.size))
+        rho = jnp.broadcast_to(jnp.log(jnp.expm1(std0)), (num_patches, layout.size))
+        log_beta = jnp.broadcast_to(jnp.asarray(model.log_beta), (num_patches, nb))
+    else:
+        problem, mean, rho, log_beta = _hierarchical_start(model, units, targets, kl_target, cfg)
     fit_cfg = _coding_fit(cfg)
     state = init_state(mean, rho, log_beta, fit_cfg, mix=model.mix)
     key = jax.random.key(cfg.seed)
@@ -451,22 +516,27 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
         bar.set_postfix(psnr=f"{-10 * math.log10(float(jnp.mean(mse))):.2f}",
                         kl=f"{float(jnp.mean(kl_b)):.1f}")
     bar.close()
-    fit_kl = None if kl_b is None else np.asarray(kl_b)
+    fit_kl = None if kl_b is None else _used_block_kls(np.asarray(kl_b), model, sizes)
     t_fit = time.perf_counter() - t0
-    widths = _widths(model)
-    # one model digest per width, not one per block
-    coders = {w: _block_coder(model, w, cfg.greedy) for w in set(widths.tolist())}
-    sources = jnp.asarray(_sources(model, num_patches))
-    indices = []
+    indices = {L.level: [] for L in levels}
     bar = tqdm(total=nb, desc="code blocks", unit="block", disable=not progress)
-    for b in range(nb):
-        state, idx = coders[int(widths[b])](state, jnp.int32(b), key, sources)
-        indices.append(idx)
-        if cfg.finetune_steps and b + 1 < nb:
-            state, _, _ = finetuning(state, problem, noise_key, cfg.finetune_steps)
-        bar.update(1)
+    done = 0
+    for L in levels:
+        widths = _widths(L)
+        # one model digest per width, not one per block
+        coders = {w: _block_coder(model, w, cfg.greedy, L.level) for w in set(widths.tolist())}
+        n_units, offset = sizes[L.level]
+        sources = jnp.asarray(_sources(model, n_units, offset))
+        for b in range(L.num_blocks):
+            state, idx = coders[int(widths[b])](state, jnp.int32(b), key, sources)
+            indices[L.level].append(idx)
+            done += 1
+            if cfg.finetune_steps and done < nb:
+                state, _, _ = finetuning(state, problem, noise_key, cfg.finetune_steps)
+            bar.update(1)
     bar.close()
-    index = np.stack([np.asarray(i) for i in indices], axis=1).astype(np.int32)  # (P, B)
+    per_level = [np.stack([np.asarray(i) for i in indices[L.level]], axis=1).astype(np.int32) for L in levels]
+    index = per_level[0] if units is None else np.concatenate([a.ravel() for a in per_level])
     blob = jrec.to_bytes(index, method="orc", key=key, proposal=None,
                          model=model.fingerprint_parts(),
                          meta=_meta(mod, dims, channels, cfg.seed, params, model.name), kappa=model.kappa)
@@ -486,6 +556,9 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
         "points": int(math.prod(dims)),
         "patches": int(num_patches),
         "blocks": int(nb),
+        **({} if units is None else {
+            "units": {hierarchy.LEVELS[k]: int(v[0]) for k, v in sizes.items()},
+            "blocks_per_level": {hierarchy.LEVELS[L.level]: L.num_blocks for L in levels}}),
         "kappa": int(model.kappa),
         "model": model.name,
         "fit_kl_bits_per_block": None if fit_kl is None else float(fit_kl.mean()),
@@ -500,6 +573,40 @@ def compress(signal, model: Model, cfg: CodecConfig | None = None, *, progress: 
     if log is not None:
         log(stats)
     return Result(blob, recon, stats)
+
+
+def _hierarchical_start(model: Model, units: hierarchy.Units, targets, kl_target, cfg: CodecConfig):
+    """The fitting problem and first posterior of a hierarchical model's units: each unit at
+    its level's prior (std ``init_std_ratio`` of it), one beta column per block of every
+    level, each level's blocks across its own units."""
+    by_level = {L.level: L for L in model.levels()}
+    num_weights = model.num_weights
+    pm, ps, blk, row = [], [], [], []
+    for lvl in (hierarchy.PATCH, hierarchy.GROUP, hierarchy.SIGNAL):  # the units' order
+        L, n = by_level[lvl], units.of_level(lvl).size
+        pm.append(np.broadcast_to(L.prior_mean, (n, num_weights)))
+        ps.append(np.broadcast_to(L.prior_std, (n, num_weights)))
+        blk.append(np.broadcast_to(L.block + L.first_block, (n, num_weights)))
+        order = model.patch_order(n)
+        row.append(np.argsort(order, axis=0).astype(np.int32) if order is not None
+                   else np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, num_weights)))
+    prior_mean, prior_std = jnp.asarray(np.concatenate(pm)), jnp.asarray(np.concatenate(ps))
+    problem = Problem(targets, prior_mean, prior_std, jnp.asarray(np.concatenate(blk)), kl_target,
+                      jnp.asarray(np.concatenate(row)), jnp.asarray(units.parents))
+    rho = jnp.log(jnp.expm1(prior_std * cfg.init_std_ratio))
+    lb = np.concatenate([by_level[lvl].log_beta for lvl in (hierarchy.PATCH, hierarchy.GROUP,
+                                                                hierarchy.SIGNAL)])
+    log_beta = jnp.broadcast_to(jnp.asarray(lb), (units.num_patches, lb.shape[0]))
+    return problem, prior_mean, rho, log_beta
+
+
+def _used_block_kls(kl_b: np.ndarray, model: Model, sizes: dict) -> np.ndarray:
+    """The fitted KL of every coded block copy from the ``(R, B)`` beta table (a level of
+    ``n`` units uses the table's first ``n`` rows of its block columns)."""
+    if model.upper is None:
+        return kl_b
+    return np.concatenate([kl_b[: sizes[L.level][0], L.first_block: L.first_block + L.num_blocks].ravel()
+                           for L in model.levels()])
 
 
 def decompress(blob: bytes, model: Model | None = None) -> modalities.Signal:
@@ -548,10 +655,11 @@ def decompress(blob: bytes, model: Model | None = None) -> modalities.Signal:
         gdims = mod.grid_dims(shape, channels, model.arch)
     except modalities.SignalError as e:
         raise jrec.ModelMismatchError(f"model {model.name!r} cannot decode this file: {e}") from None
-    patches = math.prod(data.grid(gdims, model.arch.patch_shape))
-    if index.shape != (patches, model.num_blocks):
+    pgrid = data.grid(gdims, model.arch.patch_shape)
+    need = _index_size(model, model.units(pgrid), math.prod(pgrid))
+    if index.shape != need:
         raise jrec.ModelMismatchError(f"the file holds {index.shape} indices; model {model.name!r} "
-                                      f"needs {(patches, model.num_blocks)} for a {shape} {mod.name}")
+                                      f"needs {need} for a {shape} {mod.name}")
     grid, _ = _decode_grid(model, info["seed"], index, gdims)
     try:
         out = mod.restore(mod.from_grid(grid, shape, channels, model.arch), info.pop("params"))

@@ -21,7 +21,14 @@ Frozen weights (already coded; progressive coding) keep their coded value: their
 ``rho`` is :data:`~jrec_inr.model.FROZEN_RHO` (std exactly 0), they add no KL and the
 optimiser's updates are overwritten after every step.
 
-The state is a NamedTuple of arrays with a leading patch axis; :func:`fit_loop` runs
+With RECOMBINER's hierarchical prior (:mod:`jrec_inr.hierarchy`, ``Problem.parents``) the
+state's leading axis is the signal's latent *units* (patches, groups, the signal): patch
+``p``'s weights are the sum of its three units' latents, whose Gaussian posteriors sum to
+the Gaussian ``N(sum of means, sum of variances)`` that the local reparameterisation
+draws from; the loss is the patches' MSEs plus each unit's KL to its level's prior, and
+each unit's gradient the sum over the patches under it.
+
+The state is a NamedTuple of arrays with a leading patch (unit) axis; :func:`fit_loop` runs
 a given number of steps of :func:`make_step` in one jitted loop, so the Python loop
 around it (progress bar, checkpoints) stays thin.
 """
@@ -76,8 +83,9 @@ class Problem(NamedTuple):
 
     Attributes:
       targets: ``(P, n, C)`` centred pixel values (``x - 0.5``).
-      prior_mean, prior_std: ``(D,)`` the factorised Gaussian prior.
-      block: ``(D,)`` int32 coding block of each weight.
+      prior_mean, prior_std: ``(D,)`` the factorised Gaussian prior, or ``(U, D)`` one per
+        unit (a hierarchical prior: each unit's level's).
+      block: ``(D,)`` int32 coding block of each weight, or ``(U, D)`` one per unit.
       kl_target: ``(B,)`` target KL (bits) of each block (of each beta row).
       row: ``(P, D)`` int32, the beta row of each patch's weight: weight ``d`` of patch
         ``p`` counts towards block ``(row[p, d], block[d])`` and is weighted by that
@@ -85,7 +93,11 @@ class Problem(NamedTuple):
         every weight of patch ``p`` (each patch's blocks on their own). Rows that take
         each weight from a different patch let a block's KL go where it buys most
         (RECOMBINER's permutation across patches, :func:`jrec_inr.prior.patch_order`);
-        one row for all patches shares a beta among them (prior learning).
+        one row for all patches shares a beta among them (prior learning). ``(U, D)``
+        with ``parents``.
+      parents: ``(P, 3)`` int32 units whose latents patch ``p``'s weights sum
+        (:attr:`jrec_inr.hierarchy.Units.parents`); ``None``: no hierarchy, unit ``p`` is
+        patch ``p``.
     """
 
     targets: jax.Array
@@ -94,6 +106,7 @@ class Problem(NamedTuple):
     block: jax.Array
     kl_target: jax.Array
     row: jax.Array | None = None
+    parents: jax.Array | None = None
 
 
 class FitState(NamedTuple):
@@ -161,14 +174,15 @@ def rows_of(problem: Problem, num_patches: int, num_weights: int):
 
 def weight_betas(log_beta, problem: Problem, num_patches: int, num_weights: int):
     """``(P, D)`` beta of every weight: its block's in its beta row."""
-    return jnp.exp(log_beta)[rows_of(problem, num_patches, num_weights), problem.block[None, :]]
+    block = jnp.broadcast_to(problem.block, (num_patches, num_weights))
+    return jnp.exp(log_beta)[rows_of(problem, num_patches, num_weights), block]
 
 
 def block_kls(kl, problem: Problem, num_rows: int):
     """``(R, B)`` KL of each row's blocks from the ``(P, D)`` per-weight KL."""
     p, d = kl.shape
     nb = problem.kl_target.shape[0]
-    seg = rows_of(problem, p, d) * nb + problem.block[None, :]
+    seg = rows_of(problem, p, d) * nb + jnp.broadcast_to(problem.block, (p, d))
     kl_b = jax.ops.segment_sum(kl.reshape(-1), seg.reshape(-1), num_segments=num_rows * nb)
     return kl_b.reshape(num_rows, nb)
 
@@ -204,27 +218,59 @@ def pixel_sampler(patch, num: int, stratified: bool):
     return draw
 
 
+def _weight_kl(mean, rho, frozen, prior_mean, prior_std):
+    """Per-weight KL in bits (0 for frozen weights)."""
+    std = jnp.where(frozen, 1.0, jax.nn.softplus(rho))
+    return jnp.where(frozen, 0.0, kl_bits(mean, std, prior_mean, prior_std))
+
+
+def _patch_mse(arch: Arch, layout: Layout, cfg: FitConfig):
+    """``patch_mse(mean, rho, target, key, mix)``: the stochastic MSE estimate of one patch
+    (``pixels_per_step`` points, one local-reparameterisation draw)."""
+    model = BayesianSiren(arch)
+    coords = patch_coords(arch.patch)
+    pixel_draw = pixel_sampler(arch.patch, cfg.pixels_per_step, cfg.stratified)
+
+    def patch_mse(mean, rho, target, key, mix):
+        k_pix, k_noise = jax.random.split(key)
+        idx = pixel_draw(k_pix)
+        out = model.apply(layout.variables(mean, rho, mix), coords[idx], k_noise)
+        return jnp.mean(jnp.square(out - target[idx]))
+
+    return patch_mse
+
+
 def losses(arch: Arch, layout: Layout, cfg: FitConfig):
     """``patch_loss(mean, rho, frozen, beta, target, key, problem, mix) -> (loss, (mse, kl))``.
 
     ``beta`` is the ``(D,)`` beta of each weight (:func:`weight_betas`), ``kl`` the
     ``(D,)`` KL of each weight in bits (0 for frozen ones).
     """
-    model = BayesianSiren(arch)
-    coords = patch_coords(arch.patch)
-    n = coords.shape[0]
-    pixel_draw = pixel_sampler(arch.patch, cfg.pixels_per_step, cfg.stratified)
+    patch_mse = _patch_mse(arch, layout, cfg)
+    n = arch.patch_size
 
     def patch_loss(mean, rho, frozen, beta, target, key, problem, mix):
-        k_pix, k_noise = jax.random.split(key)
-        idx = pixel_draw(k_pix)
-        out = model.apply(layout.variables(mean, rho, mix), coords[idx], k_noise)
-        mse = jnp.mean(jnp.square(out - target[idx]))
-        std = jnp.where(frozen, 1.0, jax.nn.softplus(rho))
-        kl = jnp.where(frozen, 0.0, kl_bits(mean, std, problem.prior_mean, problem.prior_std))
+        mse = patch_mse(mean, rho, target, key, mix)
+        kl = _weight_kl(mean, rho, frozen, problem.prior_mean, problem.prior_std)
         return mse + jnp.sum(jax.lax.stop_gradient(beta) * kl) / n, (mse, kl)
 
     return patch_loss
+
+
+def _hierarchical_loss(patch_mse, n: int):
+    """The loss of all units of a hierarchical prior: ``loss(mean, rho, frozen, beta, targets,
+    keys, problem, mix) -> (loss, (mse (P,), kl (U, D)))``, the sum of every patch's loss."""
+
+    def loss(mean, rho, frozen, beta, targets, keys, problem, mix):
+        std = jnp.where(frozen, 0.0, jax.nn.softplus(rho))
+        par = problem.parents
+        eff_mean = jnp.sum(mean[par], axis=1)  # (P, D): sum over the levels
+        eff_std = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(std[par]), axis=1), 1e-30))
+        mse = jax.vmap(patch_mse, (0, 0, 0, 0, None))(eff_mean, inverse_softplus(eff_std), targets, keys, mix)
+        kl = _weight_kl(mean, rho, frozen, problem.prior_mean, problem.prior_std)
+        return jnp.sum(mse) + jnp.sum(jax.lax.stop_gradient(beta) * kl) / n, (mse, kl)
+
+    return loss
 
 
 def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
@@ -234,6 +280,9 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
     argnums = (0, 1, 7) if learn_mix else (0, 1)
     grad = jax.vmap(jax.value_and_grad(patch_loss, argnums=argnums, has_aux=True),
                     (0, 0, 0, 0, 0, 0, None, None))
+    hier_grad = jax.value_and_grad(_hierarchical_loss(_patch_mse(arch, layout, cfg), arch.patch_size),
+                                   argnums=argnums,
+                                   has_aux=True)
     opt = _optimizer(cfg)
     mix_opt = optax.adam(cfg.mix_lr)
     log_factor = math.log(cfg.beta_factor)
@@ -243,14 +292,20 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
             raise ValueError(f"the state's mixing weights have shape {state.mix.shape}; the "
                              f"architecture needs ({layout.mix_size},) (init_state(..., mix=model.mix))")
         p, d = state.mean.shape
-        keys = jax.random.split(key, p)
+        keys = jax.random.split(key, problem.targets.shape[0])
         beta = weight_betas(state.log_beta, problem, p, d)
-        (_, (mse, kl)), g = grad(state.mean, state.rho, state.frozen, beta,
-                                 problem.targets, keys, problem, state.mix)
+        if problem.parents is None:  # each patch on its own: vmap of its loss
+            (_, (mse, kl)), g = grad(state.mean, state.rho, state.frozen, beta,
+                                     problem.targets, keys, problem, state.mix)
+            mix_grad = jnp.sum(g[2], axis=0) if learn_mix else None
+        else:  # units shared by patches: the gradient of the sum
+            (_, (mse, kl)), g = hier_grad(state.mean, state.rho, state.frozen, beta,
+                                          problem.targets, keys, problem, state.mix)
+            mix_grad = g[2] if learn_mix else None
         kl_b = block_kls(kl, problem, state.log_beta.shape[0])
         mix, mix_state = state.mix, state.mix_opt
         if learn_mix:  # the shared matrices: the sum of the patches' gradients
-            mix_updates, mix_state = mix_opt.update(jnp.sum(g[2], axis=0), mix_state, mix)
+            mix_updates, mix_state = mix_opt.update(mix_grad, mix_state, mix)
             mix = optax.apply_updates(mix, mix_updates)
         updates, opt_state = opt.update(g[:2], state.opt_state, (state.mean, state.rho))
         mean, rho = optax.apply_updates((state.mean, state.rho), updates)

@@ -29,18 +29,69 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jrec_inr import data
+from jrec_inr import data, hierarchy
 from jrec_inr.fit import FitConfig, Problem, fit_loop, init_state
 from jrec_inr.model import Arch, BayesianSiren, Layout, kl_bits, patch_coords
 
-__all__ = ["Model", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
-           "bundled_models", "training_patches", "TrainConfig", "ModelError", "init_mix", "patch_order"]
+__all__ = ["Model", "Upper", "Level", "m_step", "group_blocks", "train_prior", "load_model", "save_model",
+           "bundled_models", "training_patches", "training_signals", "TrainConfig", "ModelError", "init_mix",
+           "patch_order"]
 
 MODEL_FORMAT = 1
 
 
 class ModelError(ValueError):
     """A model file that cannot be used (missing, corrupt, wrong format)."""
+
+
+class Upper(NamedTuple):
+    """The group and signal levels of a hierarchical prior (RECOMBINER, He et al. ICLR 2024,
+    section 3.3; :mod:`jrec_inr.hierarchy`). The patch level is the :class:`Model`'s own
+    ``prior_mean`` / ``prior_std`` / ``block`` / ``log_beta``.
+
+    Attributes:
+      group: patches per group along each axis of the grid of patches.
+      prior_mean, prior_std: ``(2, D)`` float32 priors of the group level (row 0) and the
+        signal level (row 1).
+      block: ``(2, D)`` int32 coding block of each weight within its level.
+      log_beta: ``(Bg + Bs,)`` float32 initial log beta of the group level's blocks, then
+        the signal level's.
+    """
+
+    group: tuple
+    prior_mean: np.ndarray
+    prior_std: np.ndarray
+    block: np.ndarray
+    log_beta: np.ndarray
+
+    @property
+    def num_blocks(self) -> tuple[int, int]:
+        """Blocks of the group level and of the signal level."""
+        return int(self.block[0].max()) + 1, int(self.block[1].max()) + 1
+
+
+class Level(NamedTuple):
+    """One level of a model's prior, as the codec codes it (:meth:`Model.levels`).
+
+    Attributes:
+      level: :data:`~jrec_inr.hierarchy.PATCH`, ``GROUP`` or ``SIGNAL``.
+      prior_mean, prior_std: ``(D,)`` its prior.
+      block: ``(D,)`` int32 block of each weight within the level.
+      log_beta: ``(B_l,)`` initial log beta of its blocks.
+      first_block: the id of its block 0 among all the model's blocks (patch blocks first,
+        then group, then signal blocks): a block's key and beta column.
+    """
+
+    level: int
+    prior_mean: np.ndarray
+    prior_std: np.ndarray
+    block: np.ndarray
+    log_beta: np.ndarray
+    first_block: int
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.log_beta.shape[0])
 
 
 class Model(NamedTuple):
@@ -65,6 +116,8 @@ class Model(NamedTuple):
       rate: the rate it was trained for in the modality's unit (kbps for audio, bits per
         residue for proteins, bits per frame pixel for video); ``None`` for images, whose
         unit is ``bpp``. (``bpp`` is always the training budget in bits per grid point.)
+      upper: the group and signal levels of a hierarchical prior (:class:`Upper`);
+        ``None``: every patch's latent on its own (COMBINER).
     """
 
     name: str
@@ -80,6 +133,7 @@ class Model(NamedTuple):
     cross_patch: bool = False
     modality: str = "image"
     rate: float | None = None
+    upper: Upper | None = None
 
     @property
     def nominal_rate(self) -> float:
@@ -94,6 +148,28 @@ class Model(NamedTuple):
     def num_weights(self) -> int:
         return int(self.prior_mean.shape[0])
 
+    @property
+    def total_blocks(self) -> int:
+        """Blocks of all levels."""
+        return self.num_blocks + (0 if self.upper is None else sum(self.upper.num_blocks))
+
+    def levels(self) -> list[Level]:
+        """The levels in coding order: signal, group, patch (the patch level alone without
+        a hierarchy)."""
+        patch = Level(hierarchy.PATCH, self.prior_mean, self.prior_std, self.block, self.log_beta, 0)
+        if self.upper is None:
+            return [patch]
+        u, (bg, _) = self.upper, self.upper.num_blocks
+        group = Level(hierarchy.GROUP, u.prior_mean[0], u.prior_std[0], u.block[0], u.log_beta[:bg],
+                      self.num_blocks)
+        signal = Level(hierarchy.SIGNAL, u.prior_mean[1], u.prior_std[1], u.block[1], u.log_beta[bg:],
+                       self.num_blocks + bg)
+        return [signal, group, patch]
+
+    def units(self, patch_grid) -> hierarchy.Units | None:
+        """The latent units of a signal of ``patch_grid`` patches (``None`` without a hierarchy)."""
+        return None if self.upper is None else hierarchy.units(tuple(patch_grid), self.upper.group)
+
     def fingerprint_parts(self) -> dict:
         """What identifies the model for the ``.jrec`` model fingerprint."""
         parts = {"format": MODEL_FORMAT, "name": self.name, "arch": self.arch.to_json(),
@@ -106,6 +182,10 @@ class Model(NamedTuple):
             parts["cross_patch"] = 1
         if self.modality != "image":
             parts["modality"] = self.modality
+        if self.upper is not None:
+            u = self.upper
+            parts.update(group=np.asarray(u.group, np.int32), up_mean=np.asarray(u.prior_mean, np.float32),
+                         up_std=np.asarray(u.prior_std, np.float32), up_block=np.asarray(u.block, np.int32))
         return parts
 
     def patch_order(self, num_patches: int) -> np.ndarray | None:
@@ -131,8 +211,15 @@ def save_model(path, model: Model) -> None:
         meta["modality"] = model.modality
     if model.rate is not None:
         meta["rate"] = model.rate
+    upper = {}
+    if model.upper is not None:
+        meta["group"] = list(model.upper.group)
+        upper = {"up_mean": np.asarray(model.upper.prior_mean, np.float32),
+                 "up_std": np.asarray(model.upper.prior_std, np.float32),
+                 "up_block": np.asarray(model.upper.block, np.int32),
+                 "up_log_beta": np.asarray(model.upper.log_beta, np.float32)}
     buf = io.BytesIO()
-    np.savez_compressed(buf, prior_mean=np.asarray(model.prior_mean, np.float32),
+    np.savez_compressed(buf, **upper, prior_mean=np.asarray(model.prior_mean, np.float32),
                         prior_std=np.asarray(model.prior_std, np.float32),
                         block=np.asarray(model.block, np.int32),
                         log_beta=np.asarray(model.log_beta, np.float32),
@@ -148,6 +235,7 @@ def load_model(path) -> Model:
             meta = json.loads(bytes(z["meta"]).decode())
             arrays = {k: z[k] for k in ("prior_mean", "prior_std", "block", "log_beta")}
             mix = z["mix"] if "mix" in z.files else np.zeros(0, np.float32)
+            up = {k: z[k] for k in ("up_mean", "up_std", "up_block", "up_log_beta") if k in z.files}
     except FileNotFoundError as e:
         raise ModelError(f"{path}: no such model file") from e
     except Exception as e:  # zip / json / key errors: not a model file
@@ -168,11 +256,26 @@ def load_model(path) -> Model:
     if not (np.all(np.isfinite(m)) and np.all(s > 0) and b.min() >= 0 and b.max() < lb.shape[0]
             and np.all(np.isfinite(mix))):
         raise ModelError(f"{path}: invalid prior, mixing matrices or block table")
+    upper = None
+    if "group" in meta:
+        try:
+            group = tuple(int(v) for v in meta["group"])
+            um, us, ub, ulb = (up[k] for k in ("up_mean", "up_std", "up_block", "up_log_beta"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{path}: incomplete hierarchical prior ({e})") from None
+        if (len(group) != arch.rank or min(group) < 1 or um.shape != (2, d) or us.shape != (2, d)
+                or ub.shape != (2, d) or ulb.ndim != 1):
+            raise ModelError(f"{path}: hierarchical prior arrays do not match the architecture")
+        if not (np.all(np.isfinite(um)) and np.all(us > 0) and ub.min() >= 0
+                and int(ub[0].max()) + int(ub[1].max()) + 2 == ulb.shape[0] and np.all(np.isfinite(ulb))):
+            raise ModelError(f"{path}: invalid hierarchical prior or block tables")
+        upper = Upper(group, um.astype(np.float32), us.astype(np.float32), ub.astype(np.int32),
+                      ulb.astype(np.float32))
     return Model(meta["name"], arch, int(meta["kappa"]), float(meta["bpp"]), m.astype(np.float32),
                  s.astype(np.float32), b.astype(np.int32), lb.astype(np.float32), meta["recipe"],
                  mix.astype(np.float32), bool(meta.get("cross_patch", False)),
                  str(meta.get("modality", "image")),
-                 None if meta.get("rate") is None else float(meta["rate"]))
+                 None if meta.get("rate") is None else float(meta["rate"]), upper)
 
 
 def bundled_models() -> dict[str, str]:
@@ -318,10 +421,39 @@ def training_patches(paths, patch, num: int, seed: int, *, grids=None) -> np.nda
     return pool[np.sort(pick)]
 
 
+def training_signals(grids, window, patch, group, num: int, seed: int) -> tuple[np.ndarray, hierarchy.Units]:
+    """Training signals for a hierarchical prior: ``num`` windows of ``window`` grid points
+    (one side per axis, whole patches) cut without overlap from unit-scale grids ``(*dims, C)``
+    and drawn at random (seeded). Returns their patches stacked ``(num * P_w, prod(patch), C)``
+    and their units (:func:`jrec_inr.hierarchy.stack`)."""
+    window, patch = tuple(int(v) for v in window), tuple(int(v) for v in patch)
+    if len(window) != len(patch) or any(w % p for w, p in zip(window, patch, strict=True)):
+        raise ValueError(f"a training window of {window} points is not whole patches of {patch}")
+    pool = []
+    for g in grids:
+        counts = [n // w for n, w in zip(g.shape[:-1], window, strict=True)]
+        for corner in np.ndindex(*counts):
+            pool.append(g[tuple(slice(c * w, (c + 1) * w) for c, w in zip(corner, window, strict=True))])
+    if len(pool) < num:
+        raise ValueError(f"only {len(pool)} windows of {window} points in the training data, asked for {num}")
+    pick = np.sort(np.random.default_rng(seed).choice(len(pool), num, replace=False))
+    pgrid = data.grid(window, patch)
+    patches = np.concatenate([data.to_patches(pool[i], patch) for i in pick])
+    return patches, hierarchy.stack([hierarchy.units(pgrid, group)] * num)
+
+
 def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=None,
                 progress: bool = True, recipe: dict | None = None, log=print,
-                modality: str = "image", rate: float | None = None) -> Model:
+                modality: str = "image", rate: float | None = None,
+                units: hierarchy.Units | None = None, group: tuple | None = None) -> Model:
     """EM on training patches ``(T, prod(patch), C)`` on the unit scale; returns the :class:`Model`.
+
+    With ``units`` (and ``group``), a hierarchical prior (RECOMBINER section 3.3): the
+    patches are whole training signals, stacked (:func:`jrec_inr.hierarchy.stack`), every
+    signal's units are fitted together with one beta per signal (its KL over all levels
+    is the budget of its patches: the bits go to whichever level buys most), and each
+    level's prior is its own M-step over the units of that level. Each level gets its own
+    coding blocks.
 
     Args:
       patches: training patches.
@@ -334,6 +466,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
       recipe: provenance stored in the model (command line, data).
       modality: the kind of signal (:mod:`jrec_inr.modalities`); ``cfg.bpp`` is then the
         budget in bits per grid point, ``rate`` the nominal rate in the modality's unit.
+      units, group: the training signals' units and the group shape (hierarchical prior).
     """
     from tqdm.auto import tqdm
 
@@ -345,16 +478,28 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     targets = jnp.asarray(patches, jnp.float32) - modalities.get(modality).offset
     key = jax.random.key(cfg.seed)
     m0, _ = init_posterior(arch, jax.random.fold_in(key, 1))
-    mean = jnp.broadcast_to(m0, (t, layout.size))
-    rho = jnp.full((t, layout.size), arch.rho_init, jnp.float32)
-    prior_m = m0
-    prior_s = jnp.maximum(jnp.abs(m0), 1e-2)  # wide first prior around the initialisation
-    rows = 1 if cfg.shared_beta else t  # beta rows: one for all patches, or one per patch
-    row = jnp.zeros((t, layout.size), jnp.int32) if cfg.shared_beta else None
+    hier = units is not None
+    if hier and (group is None or units.num_patches != t):
+        raise ValueError(f"a hierarchical prior needs the group shape and units of the {t} patches")
+    n_units = units.num_units if hier else t
+    is_patch = (units.level == hierarchy.PATCH)[:, None] if hier else True
+    # patches start at the initialisation, the upper levels at 0 (they add nothing yet)
+    mean = jnp.where(is_patch, m0, 0.0) * jnp.ones((n_units, layout.size), jnp.float32)
+    rho = jnp.full((n_units, layout.size), arch.rho_init, jnp.float32)
+    wide = jnp.maximum(jnp.abs(m0), 1e-2)  # a wide first prior around the initialisation
+    prior_m = jnp.where(is_patch, m0, 0.0) if hier else m0
+    prior_s = jnp.where(is_patch, wide, 1e-2) if hier else wide
+    if hier:  # one beta per training signal, for all its units
+        rows = int(units.signal.max()) + 1
+        row = jnp.broadcast_to(jnp.asarray(units.signal)[:, None], (n_units, layout.size))
+    else:  # one beta for all patches, or one per patch
+        rows = 1 if cfg.shared_beta else t
+        row = jnp.zeros((t, layout.size), jnp.int32) if cfg.shared_beta else None
     log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
     mix = jnp.asarray(init_mix(arch))
     start = 0
-    settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t}, sort_keys=True)
+    settings = json.dumps({"arch": arch._asdict(), "cfg": _cfg_dict(cfg), "t": t,
+                           **({"group": list(group), "units": n_units} if hier else {})}, sort_keys=True)
     if checkpoint is not None and os.path.exists(checkpoint):
         with np.load(checkpoint) as z:
             if bytes(z["settings"]).decode() != settings:
@@ -378,7 +523,8 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             log_beta = jnp.full((rows, 1), math.log(1e-9), jnp.float32)
         elif it == 1:
             log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
-        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32), row)
+        problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32), row,
+                          None if not hier else jnp.asarray(units.parents))
         state = init_state(mean, rho, log_beta, cfg.fit, mix=mix)
         k_it = jax.random.fold_in(key, 100 + it)
         left = steps
@@ -389,7 +535,8 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             bar.update(n)
             bar.set_postfix(psnr=f"{_psnr(mse):.2f}", bpp=f"{float(kl_b.sum()) / t / budget * cfg.bpp:.3f}")
         mean, rho, log_beta, mix = state.mean, state.rho, state.log_beta, state.mix
-        prior_m, prior_s = m_step(mean, jax.nn.softplus(rho))
+        prior_m, prior_s = (_level_m_step(mean, jax.nn.softplus(rho), units) if hier
+                            else m_step(mean, jax.nn.softplus(rho)))
         log(f"EM iteration {it}: train PSNR {_psnr(mse):.2f} dB, KL {float(kl_b.sum()) / t:.1f} bits/patch "
             f"(target {budget:.1f}), beta {float(jnp.exp(log_beta).mean()):.2e}")
         if checkpoint is not None:
@@ -401,18 +548,54 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
             data.atomic_write(checkpoint, buf.getvalue())
     bar.close()
     std = jax.nn.softplus(rho)
-    avg_kl = np.asarray(jnp.mean(kl_bits(mean, std, prior_m, prior_s), axis=0))
-    block = group_blocks(avg_kl, max(1, round(budget / cfg.kappa)), seed=cfg.seed)
-    nb = int(block.max()) + 1
-    # initial per-block beta for new images: the training beta (median over patches)
-    lb = np.full(nb, float(jnp.median(log_beta)), np.float32)
+    kl = np.asarray(kl_bits(mean, std, prior_m, prior_s))
+    # initial per-block beta for new signals: the training beta (median over patches / signals)
+    lb0 = float(jnp.median(log_beta))
     rec = dict(recipe or {})
     rec.update({"train": _cfg_dict(cfg), "num_training_patches": int(t),
-                "avg_kl_bits_per_patch": float(avg_kl.sum()), "num_blocks": nb,
                 "created": time.strftime("%Y-%m-%d")})
-    return Model(name, arch, cfg.kappa, cfg.bpp, np.asarray(prior_m, np.float32),
-                 np.asarray(prior_s, np.float32), block, lb, rec, np.asarray(mix, np.float32),
-                 cfg.cross_patch, modality, rate)
+    upper = None
+    if hier:  # each level's blocks from its own average KL per unit
+        levels = {}
+        for lvl in (hierarchy.PATCH, hierarchy.GROUP, hierarchy.SIGNAL):
+            sel = units.of_level(lvl)
+            avg = kl[sel].mean(axis=0)
+            blk = group_blocks(avg, max(1, round(float(avg.sum()) / cfg.kappa)), seed=cfg.seed + lvl)
+            levels[lvl] = (np.asarray(prior_m[sel[0]], np.float32), np.asarray(prior_s[sel[0]], np.float32),
+                           blk, float(avg.sum()))
+        block = levels[hierarchy.PATCH][2]
+        pm, ps = levels[hierarchy.PATCH][:2]
+        ub = np.stack([levels[hierarchy.GROUP][2], levels[hierarchy.SIGNAL][2]])
+        upper = Upper(tuple(int(g) for g in group),
+                      np.stack([levels[hierarchy.GROUP][0], levels[hierarchy.SIGNAL][0]]),
+                      np.stack([levels[hierarchy.GROUP][1], levels[hierarchy.SIGNAL][1]]), ub,
+                      np.full(int(ub[0].max()) + int(ub[1].max()) + 2, lb0, np.float32))
+        per_signal = units.num_patches / rows
+        rec.update({"group": list(upper.group), "num_training_signals": rows,
+                    "avg_kl_bits_per_unit": {hierarchy.LEVELS[k]: v[3] for k, v in levels.items()},
+                    "avg_kl_bits_per_patch": sum(v[3] * float(np.sum(units.level == k)) / rows
+                                                 for k, v in levels.items()) / per_signal,
+                    "num_blocks": {hierarchy.LEVELS[k]: int(v[2].max()) + 1 for k, v in levels.items()}})
+    else:
+        avg_kl = kl.mean(axis=0)
+        block = group_blocks(avg_kl, max(1, round(budget / cfg.kappa)), seed=cfg.seed)
+        pm, ps = np.asarray(prior_m, np.float32), np.asarray(prior_s, np.float32)
+        rec.update({"avg_kl_bits_per_patch": float(avg_kl.sum()), "num_blocks": int(block.max()) + 1})
+    lb = np.full(int(block.max()) + 1, lb0, np.float32)
+    return Model(name, arch, cfg.kappa, cfg.bpp, pm, ps, block, lb, rec, np.asarray(mix, np.float32),
+                 cfg.cross_patch, modality, rate, upper)
+
+
+def _level_m_step(mean, std, units: hierarchy.Units):
+    """:func:`m_step` of each level over its units: ``(U, D)`` prior of every unit."""
+    level = jnp.asarray(units.level)
+    prior_m, prior_s = jnp.zeros_like(mean), jnp.ones_like(mean)
+    for lvl in (hierarchy.PATCH, hierarchy.GROUP, hierarchy.SIGNAL):
+        sel = units.of_level(lvl)
+        m, s = m_step(mean[sel], std[sel])
+        prior_m = jnp.where((level == lvl)[:, None], m, prior_m)
+        prior_s = jnp.where((level == lvl)[:, None], s, prior_s)
+    return prior_m, prior_s
 
 
 def _psnr(mse) -> float:

@@ -327,7 +327,8 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     state = init_state(mean, rho, jnp.broadcast_to(jnp.asarray(tiny_model.log_beta), (p, nb)), cfg,
                        mix=tiny_model.mix)
     # each block is coded at its own width; the decoder below draws at the widest block's
-    widths = codec._widths(tiny_model)
+    level = tiny_model.levels()[0]
+    widths = codec._widths(level)
     a = 0
     b = int(np.flatnonzero(widths != widths[a])[0])  # two blocks of different widths
     key = jax.random.key(11)
@@ -346,7 +347,7 @@ def test_progressive_coding_freezes_coded_weights(tiny_model):
     assert not np.array_equal(np.asarray(state.mean)[:, ~in_ab], np.asarray(mean)[:, ~in_ab])
     index = np.zeros((p, nb), np.int32)
     index[:, a], index[:, b] = np.asarray(idx_a), np.asarray(idx_b)
-    w = np.asarray(codec._weights_from_indices(tiny_model, 11, jnp.asarray(index), sources))
+    w = np.asarray(codec._weights_from_indices(tiny_model, level, 11, jnp.asarray(index), sources))
     np.testing.assert_array_equal(w[:, in_ab], coded)
 
 
