@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/rd_<modality>.json)")
+    ap.add_argument("--model", help="code with this model file instead of the bundled ones (an ablation; "
+                    "one rate: the model's own unless --rates gives it; use with --out)")
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     a = ap.parse_args()
     out = a.out or os.path.join(HERE, "results", f"rd_{a.modality}.json")
@@ -91,16 +93,29 @@ def main():
         return
     files = a.files or [os.path.join(DATA, f) for f in HELD_OUT[a.modality]]
     files = files[: a.limit] if a.limit else files
-    rates = a.rates or DEFAULT_RATES[a.modality]
+    models = None
+    if a.model:
+        from jrec_inr.prior import load_model
+
+        model = load_model(a.model)
+        if model.modality != a.modality:
+            raise SystemExit(f"error: {a.model} codes {model.modality}, not {a.modality}")
+        rates = a.rates or [model.nominal_rate]
+        if len(rates) != 1:
+            raise SystemExit("error: --model codes at one rate")
+        models = {rates[0]: model}
+    else:
+        rates = a.rates or DEFAULT_RATES[a.modality]
     cfg = cli._codec_config(a, a.modality)  # (the modality's encoder defaults unless given)
     command = (f"python benchmarks/rd_modality.py {a.modality} --rates {' '.join(f'{r:g}' for r in rates)} "
                f"--steps {cfg.fit_steps} --finetune-steps {cfg.finetune_steps}"
-               + (f" --limit {a.limit}" if a.limit else ""))
+               + (f" --limit {a.limit}" if a.limit else "") + (f" --model {a.model}" if a.model else ""))
     extra = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                          "jax": jax.__version__, "backend": jax.default_backend()},
              "protocol": PROTOCOL[a.modality]}
     t0 = time.perf_counter()
-    res = rd.evaluate_files(files, rates, a.modality, cfg=cfg, read_options=read_options(a.modality), out=out,
+    res = rd.evaluate_files(files, rates, a.modality, cfg=cfg, models=models,
+                            read_options=read_options(a.modality), out=out,
                             plot_path=out.replace(".json", ".png"), baselines=not a.no_baselines,
                             time_budget=a.time_budget, command=command, extra=extra)
     r = res["results"]

@@ -600,7 +600,8 @@ def _hierarchical_start(model: Model, units: hierarchy.Units, targets, kl_target
                    else np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, num_weights)))
     prior_mean, prior_std = jnp.asarray(np.concatenate(pm)), jnp.asarray(np.concatenate(ps))
     problem = Problem(targets, prior_mean, prior_std, jnp.asarray(np.concatenate(blk)), kl_target,
-                      jnp.asarray(np.concatenate(row)), jnp.asarray(units.parents))
+                      jnp.asarray(np.concatenate(row)), jnp.asarray(units.parents),
+                      jnp.asarray(units.lr_scale()))
     rho = jnp.log(jnp.expm1(prior_std * cfg.init_std_ratio))
     lb = np.concatenate([by_level[lvl].log_beta for lvl in (hierarchy.PATCH, hierarchy.GROUP,
                                                                 hierarchy.SIGNAL)])

@@ -98,6 +98,8 @@ class Problem(NamedTuple):
       parents: ``(P, 3)`` int32 units whose latents patch ``p``'s weights sum
         (:attr:`jrec_inr.hierarchy.Units.parents`); ``None``: no hierarchy, unit ``p`` is
         patch ``p``.
+      unit_lr: ``(U,)`` learning-rate multiplier of each unit's posterior mean
+        (:meth:`jrec_inr.hierarchy.Units.lr_scale`); ``None``: 1.
     """
 
     targets: jax.Array
@@ -107,6 +109,7 @@ class Problem(NamedTuple):
     kl_target: jax.Array
     row: jax.Array | None = None
     parents: jax.Array | None = None
+    unit_lr: jax.Array | None = None
 
 
 class FitState(NamedTuple):
@@ -308,6 +311,8 @@ def make_step(arch: Arch, layout: Layout, cfg: FitConfig):
             mix_updates, mix_state = mix_opt.update(mix_grad, mix_state, mix)
             mix = optax.apply_updates(mix, mix_updates)
         updates, opt_state = opt.update(g[:2], state.opt_state, (state.mean, state.rho))
+        if problem.unit_lr is not None:  # each unit's learning-rate multiplier (of the means)
+            updates = (updates[0] * problem.unit_lr[:, None], updates[1])
         mean, rho = optax.apply_updates((state.mean, state.rho), updates)
         mean = jnp.where(state.frozen, state.mean, mean)
         rho = jnp.where(state.frozen, FROZEN_RHO, rho)

@@ -485,7 +485,8 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
     is_patch = (units.level == hierarchy.PATCH)[:, None] if hier else True
     # patches start at the initialisation, the upper levels at 0 (they add nothing yet)
     mean = jnp.where(is_patch, m0, 0.0) * jnp.ones((n_units, layout.size), jnp.float32)
-    rho = jnp.full((n_units, layout.size), arch.rho_init, jnp.float32)
+    rho = jnp.where(is_patch, arch.rho_init, hierarchy.UPPER_RHO_INIT) * jnp.ones((n_units, layout.size),
+                                                                                  jnp.float32)
     wide = jnp.maximum(jnp.abs(m0), 1e-2)  # a wide first prior around the initialisation
     prior_m = jnp.where(is_patch, m0, 0.0) if hier else m0
     prior_s = jnp.where(is_patch, wide, 1e-2) if hier else wide
@@ -524,7 +525,7 @@ def train_prior(patches, arch: Arch, cfg: TrainConfig, *, name: str, checkpoint=
         elif it == 1:
             log_beta = jnp.full((rows, 1), math.log(cfg.beta_init), jnp.float32)
         problem = Problem(targets, prior_m, prior_s, block1, jnp.asarray([target_kl], jnp.float32), row,
-                          None if not hier else jnp.asarray(units.parents))
+                          *((jnp.asarray(units.parents), jnp.asarray(units.lr_scale())) if hier else ()))
         state = init_state(mean, rho, log_beta, cfg.fit, mix=mix)
         k_it = jax.random.fold_in(key, 100 + it)
         left = steps

@@ -48,6 +48,9 @@ def test_units_of_a_grid_of_patches():
     gid, ng = hierarchy.group_of((3, 5), (2, 2))
     assert ng == 6
     np.testing.assert_array_equal(gid.reshape(3, 5), [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [3, 3, 4, 4, 5]])
+    # shared latents learn at 1 / (patches under them): 1 for a patch, 1/3 (1/1 for the partial
+    # group), 1/7 for the signal
+    np.testing.assert_allclose(u.lr_scale(), [1] * 7 + [1 / 3, 1 / 3, 1, 1 / 7], rtol=1e-6)
     s = hierarchy.stack([hierarchy.units((4,), (2,))] * 2)
     assert s.num_units == 14 and s.signal.tolist() == [0] * 7 + [1] * 7
     np.testing.assert_array_equal(s.parents[4:], [[7, 11, 13], [8, 11, 13], [9, 12, 13], [10, 12, 13]])
