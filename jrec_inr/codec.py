@@ -170,7 +170,8 @@ def _bundled() -> dict:
 
 def select_model(rate: float, modality: str = "image") -> Model:
     """The bundled model of ``modality`` for a requested rate in the modality's unit (bpp,
-    kbps, bits per residue): the nearest within a factor 1.5."""
+    kbps, bits per residue): the nearest within a factor 1.5 (of two at the same rate, the
+    one with a hierarchical prior)."""
     mod = modalities.get(modality)
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise CodecError(f"the rate must be a positive number of {mod.unit}, got {rate!r}")
@@ -178,7 +179,9 @@ def select_model(rate: float, modality: str = "image") -> Model:
     if not models:
         raise CodecError(f"no bundled {mod.name} models in jrec_inr/models (train one with "
                          f"`jrec-inr train-prior --modality {mod.name} ...`)")
-    best = min(models, key=lambda m: abs(math.log(rate / m.nominal_rate)))
+    # the nearest rate; at equal rates a hierarchical prior (RECOMBINER) before a flat one,
+    # which stays bundled for the files coded with it
+    best = min(models, key=lambda m: (round(abs(math.log(rate / m.nominal_rate)), 9), m.upper is None))
     if abs(math.log(rate / best.nominal_rate)) > math.log(1.5):
         have = ", ".join(f"{m.nominal_rate:g}" for m in sorted(models, key=lambda m: m.nominal_rate))
         raise CodecError(f"unsupported rate {rate:g} {mod.unit} for {mod.name}: the bundled models code "

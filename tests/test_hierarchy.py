@@ -198,3 +198,14 @@ def test_cli_hierarchy_options_go_together(tmp_path, capsys):
     assert code == 0
     m = prior.load_model(tmp_path / "m.npz")
     assert m.upper.group == (2,) and m.recipe["num_training_signals"] == 3
+
+
+def test_a_hierarchical_model_is_chosen_before_a_flat_one_of_the_same_rate(hier_model, monkeypatch):
+    flat = hier_model._replace(name="flat-12", upper=None)
+    other = hier_model._replace(name="hier-24", rate=24.0)
+    monkeypatch.setattr(codec, "_BUNDLED", {"flat-12": flat, "hier-tiny": hier_model, "hier-24": other})
+    assert codec.select_model(12.0, "audio").name == "hier-tiny"
+    assert codec.select_model(13.0, "audio").name == "hier-tiny"
+    assert codec.select_model(22.0, "audio").name == "hier-24"  # the nearest rate first
+    monkeypatch.setattr(codec, "_BUNDLED", {"flat-12": flat, "hier-24": other})
+    assert codec.select_model(12.5, "audio").name == "flat-12"
