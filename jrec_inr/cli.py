@@ -91,9 +91,13 @@ def cmd_compress(args) -> int:
     metric = mod.metric
     quality = f"PSNR {s['psnr']:.2f} dB" if metric == "psnr" else f"{metric.upper()} {s[metric]:.4f}"
     quality += " A" if metric == "rmsd" else ""
+    layout = f"{s['patches']} patches x {s['blocks']} blocks"
+    if "units" in s:  # a hierarchical prior: every level's units and blocks
+        u, b = s["units"], s["blocks_per_level"]
+        layout = (f"{u['signal']} x {b['signal']} signal + {u['group']} x {b['group']} group + "
+                  f"{u['patch']} x {b['patch']} patch blocks")
     print(f"{args.out}: {s['bytes']} bytes, {s['rate']:.4f} {mod.unit}, {quality} "
-          f"(model {s['model']}, {s['patches']} patches x {s['blocks']} blocks of {s['kappa']} bits), "
-          f"encoded in {s['encode_seconds']:.1f} s")
+          f"(model {s['model']}, {layout} of {s['kappa']} bits), encoded in {s['encode_seconds']:.1f} s")
     if args.json:
         data.atomic_write(args.json, json.dumps(s, indent=2).encode())
     return 0
@@ -214,8 +218,12 @@ def cmd_train_prior(args) -> int:
                               units=units, group=group)
     model.recipe["train_seconds"] = round(time.perf_counter() - t0, 1)
     prior.save_model(args.out, model)
-    print(f"{args.out}: {mod.name} model {model.name}, {model.num_weights} weights in {model.num_blocks} "
-          f"blocks of ~{model.kappa} bits, {model.recipe['train_seconds']} s")
+    blocks = f"{model.num_blocks} blocks"
+    if model.upper is not None:
+        bg, bs = model.upper.num_blocks
+        blocks = f"{model.num_blocks} patch, {bg} group and {bs} signal blocks"
+    print(f"{args.out}: {mod.name} model {model.name}, {model.num_weights} weights in {blocks} "
+          f"of ~{model.kappa} bits, {model.recipe['train_seconds']} s")
     return 0
 
 

@@ -209,3 +209,19 @@ def test_a_hierarchical_model_is_chosen_before_a_flat_one_of_the_same_rate(hier_
     assert codec.select_model(22.0, "audio").name == "hier-24"  # the nearest rate first
     monkeypatch.setattr(codec, "_BUNDLED", {"flat-12": flat, "hier-24": other})
     assert codec.select_model(12.5, "audio").name == "flat-12"
+
+
+def test_cli_codes_with_a_hierarchical_model(hier_model, tmp_path, capsys):
+    import soundfile as sf
+
+    wav, mpath = tmp_path / "in.wav", tmp_path / "h.npz"
+    sf.write(wav, _wave(900, 4)[:, 0], 8000, subtype="PCM_16")
+    prior.save_model(mpath, hier_model)
+    assert cli.main(["compress", str(wav), str(tmp_path / "x.jrec"), "--model", str(mpath), "--steps", "20",
+                     "--finetune-steps", "1", "--quiet"]) == 0
+    bg, bs = hier_model.upper.num_blocks
+    out = capsys.readouterr().out
+    assert f"1 x {bs} signal + 3 x {bg} group + 9 x {hier_model.num_blocks} patch blocks" in out
+    args = ["decompress", str(tmp_path / "x.jrec"), str(tmp_path / "out.wav"), "--model", str(mpath)]
+    assert cli.main(args) == 0
+    assert sf.read(tmp_path / "out.wav")[0].shape == (900,)
