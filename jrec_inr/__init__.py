@@ -6,7 +6,8 @@ representations", NeurIPS 2023. One codec for images, audio, protein backbones a
 kind of signal). A signal is cut into patches; each patch is fitted by
 a SIREN whose weights have a Gaussian posterior (:mod:`jrec_inr.model`,
 :mod:`jrec_inr.fit`, with the fast sine and noise of :mod:`jrec_inr.fastmath`) against
-a prior learned by EM (:mod:`jrec_inr.prior`); the weights are coded block by block
+a prior learned by EM (:mod:`jrec_inr.prior`; RECOMBINER's hierarchical patch prior:
+:mod:`jrec_inr.hierarchy`); the weights are coded block by block
 with :mod:`jrec.orc`, with progressive fine-tuning, into a ``.jrec`` container
 (:mod:`jrec_inr.codec`). Command line: ``jrec-inr`` (:mod:`jrec_inr.cli`). Uses
 :mod:`jrec` through its public API only.
@@ -26,4 +27,5 @@ Public API::
 Rate-distortion on held-out files of any modality: :mod:`jrec_inr.rd`.
 """
 
-__all__ = ["cli", "codec", "data", "fastmath", "fit", "metrics", "modalities", "model", "prior", "rd"]
+__all__ = ["cli", "codec", "data", "fastmath", "fit", "hierarchy", "metrics", "modalities", "model", "prior",
+           "rd"]

@@ -34,8 +34,8 @@ LEVELS = ("patch", "group", "signal")
 
 #: ``rho`` of the group and signal latents when a prior's training starts (std 4.5e-5, where
 #: the patches start at the architecture's ``rho_init``, std 2.5e-3): shared latents start
-#: (almost) noiseless, or their noise, added to every patch under them, holds the first
-#: free fit of 6 s of speech at 36.8 dB instead of 47.6 (``jrec_inr/models/README.md``).
+#: (almost) noiseless, or their noise, added to every patch under them, holds a free fit of
+#: 6 s of speech at 44.67 dB instead of 47.56 (``benchmarks/hierarchy_fit.py``).
 UPPER_RHO_INIT = -10.0
 
 
@@ -67,8 +67,8 @@ class Units(NamedTuple):
         rate whatever the size of its gradient, so a latent shared by ``n`` patches would
         otherwise move every one of them by a full step each iteration in the direction of
         their summed, mostly conflicting, gradients: a free fit of 6 s of speech reached
-        33.6 dB so, 47.5 dB with this scaling, 48.3 dB with the patches alone
-        (``jrec_inr/models/README.md``)."""
+        33.57 dB so, 47.56 dB with this scaling and :data:`UPPER_RHO_INIT`, 48.30 dB with the
+        patches alone (``benchmarks/hierarchy_fit.py``)."""
         kids = np.bincount(self.parents.ravel(), minlength=self.num_units)
         return (1.0 / np.maximum(kids, 1)).astype(np.float32)
 

@@ -27,7 +27,7 @@ def test_api_reference_builds(tmp_path):
             assert f"jrec/{mod}.html" in pages, mod
     for mod in ("nn", "examples/vae_digits"):
         assert f"jrec/{mod}.html" in pages, mod
-    for mod in ("codec", "prior", "model", "fit", "data", "metrics", "cli"):
+    for mod in ("codec", "prior", "model", "fit", "data", "metrics", "cli", "hierarchy"):
         assert f"jrec_inr/{mod}.html" in pages, mod
     html = (tmp_path / "jrec" / "gprs.html").read_text()
     assert "Flamich" in html  # docstrings (with their paper references) made it into the pages
