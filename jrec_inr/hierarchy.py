@@ -19,8 +19,6 @@ A signal's latents are stacked as *units* ``(U, D)``: the ``P`` patches first (s
 a stack of several signals (prior training) is :func:`stack` of theirs.
 """
 
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 
