@@ -31,6 +31,7 @@ from jrec import (
     orc,
     pfr,
     poisson,
+    prng,
     ratio,
     shard,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "divergences",
     "dists",
     "poisson",
+    "prng",
     "bb",
     "ratio",
 ]

@@ -27,14 +27,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import distrax
 import jax
 import jax.numpy as jnp
 
+from jrec import prng
 from jrec.core import MAX_INDEX
 
 __all__ = [
     "candidate_keys",
     "candidate_sample",
+    "candidate_samples",
     "candidates",
     "arrival_times",
     "SearchState",
@@ -58,8 +61,35 @@ def candidate_sample(key, n, proposal):
     return proposal.sample(seed=sk)
 
 
+def _fused(key, proposal, dtype) -> bool:
+    """Whether :mod:`jrec.prng`'s fused draws serve this search (a float32 Normal proposal
+    under Threefry); they equal ``jax.random``'s bit for bit."""
+    return (isinstance(proposal, distrax.Normal) and prng.supported(key, dtype)
+            and prng.supported(key, jnp.result_type(proposal.loc, proposal.scale)))
+
+
+def _fused_samples(sample_words, ns, proposal):
+    """``proposal.sample(seed=k)`` for the sample keys' words of candidates ``ns``: distrax's
+    ``scale * z + loc`` of one standard normal draw of shape ``(1, *batch_shape)``."""
+    batch = tuple(proposal.batch_shape)
+    z = prng.normal(sample_words, (1, *batch))
+    return (proposal.scale * z + proposal.loc).reshape(ns.shape + batch)
+
+
+def candidate_samples(key, ns, proposal):
+    """``X_n`` for the candidate numbers ``ns`` (an encoder's search): equal bit for bit to
+    :func:`candidate_sample` of each, which the decoder runs."""
+    if _fused(key, proposal, jnp.float32):
+        _, sw = prng.split(prng.fold_in(prng.key_words(key), ns))
+        return _fused_samples(sw, ns, proposal)
+    return jax.vmap(lambda n: candidate_sample(key, n, proposal))(ns)
+
+
 def candidates(key, ns, proposal, dtype):
     """Exponential inter-arrival times and samples for candidate numbers ``ns``."""
+    if _fused(key, proposal, dtype):
+        tw, sw = prng.split(prng.fold_in(prng.key_words(key), ns))
+        return prng.exponential(tw, ()), _fused_samples(sw, ns, proposal)
     tks, sks = jax.vmap(lambda n: candidate_keys(key, n))(ns)
     e = jax.vmap(lambda k: jax.random.exponential(k, (), dtype))(tks)
     x = jax.vmap(lambda k: proposal.sample(seed=k))(sks)
@@ -135,7 +165,7 @@ def search_step(
         times, t, comp = arrival_times(s.t, s.comp, e * time_scale)
         log_t = jnp.log(times)
     else:
-        x = jax.vmap(lambda n: candidate_sample(key, n, proposal))(ns)
+        x = candidate_samples(key, ns, proposal)
         t, comp, log_t = s.t, s.comp, jnp.full(ns.shape, jnp.nan, dtype)
     lr = jax.vmap(log_ratio)(x)
     sc = score(log_t, x, lr)
