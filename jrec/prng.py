@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["enabled", "supported", "threefry2x32", "key_words", "fold_in", "split", "bits32", "uniform", "normal",
-           "exponential"]
+__all__ = ["enabled", "supported", "threefry2x32", "key_words", "fold_in", "split", "bits32", "uniform",
+           "normal", "exponential"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
