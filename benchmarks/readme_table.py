@@ -1,7 +1,14 @@
-"""Render benchmarks/results/*.json as the Markdown tables quoted in README.md.
+"""Render benchmarks/results/*.json as the Markdown tables quoted in README.md and docs/*.md.
 
-    python benchmarks/readme_table.py [--write]   # --write replaces the BENCH, CODELENGTH,
-                                                  # SCALE, RD and FITSPEED blocks of README.md
+    python benchmarks/readme_table.py           # print every table
+    python benchmarks/readme_table.py --write   # refresh every block in the Markdown files
+
+Each table lives in exactly one of README.md and docs/*.md, between a marker line
+``<!-- TAG -->`` and ``<!-- /TAG -->`` (TAG from ``TABLES``: BENCH, CODELENGTH, SCALE, RD,
+FITSPEED, RD_AUDIO, RD_PROTEIN, RD_VIDEO). ``--write`` replaces each block in whichever
+file holds it, and stops with an error when a tag is in no file or in more than one. The
+renderers write image paths relative to the repository root; ``relocate`` makes them
+relative to the file that quotes the table (``../benchmarks/...`` from docs/).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 from jrec_inr.cli import rd_means
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 
 def _model_kind(row) -> str:
@@ -326,14 +334,45 @@ def render_rd_modality(data) -> str:
     return "\n".join(lines)
 
 
+def markdown_files(root: str = ROOT) -> list[str]:
+    """The files that may quote a table: README.md, then docs/*.md in name order."""
+    docs = os.path.join(root, "docs")
+    names = sorted(n for n in os.listdir(docs) if n.endswith(".md")) if os.path.isdir(docs) else []
+    return [os.path.join(root, "README.md")] + [os.path.join(docs, n) for n in names]
+
+
+def relocate(table: str, md_path: str, root: str = ROOT) -> str:
+    """``table`` with its relative link targets (written from the repository root) made
+    relative to the directory of ``md_path``, the file that quotes it."""
+    up = os.path.relpath(root, os.path.dirname(os.path.abspath(md_path))).replace(os.sep, "/")
+    if up == ".":
+        return table
+    return re.sub(r"\]\((?![a-z]+://)([^)\s]+)\)", lambda m: f"]({up}/{m.group(1)})", table)
+
+
+def block_pattern(tag: str) -> str:
+    """The regex of a tag's block; group 1 is the table between the marker lines."""
+    return rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->"
+
+
+def find_block(tag: str, texts: dict[str, str]) -> str:
+    """The one path of ``texts`` (path -> text) that holds ``tag``'s block; SystemExit when
+    none or several do (or one holds it twice)."""
+    hits = [p for p, t in texts.items() for _ in re.finditer(re.escape(f"<!-- {tag} -->"), t)]
+    if len(hits) != 1:
+        where = ", ".join(os.path.relpath(p, ROOT) for p in hits) or "no file"
+        raise SystemExit(f"<!-- {tag} --> appears {len(hits)} times ({where}): "
+                         "it must be in exactly one of README.md and docs/*.md")
+    if not re.search(block_pattern(tag), texts[hits[0]], flags=re.S):
+        raise SystemExit(f"{os.path.relpath(hits[0], ROOT)}: <!-- {tag} --> has no <!-- /{tag} --> after it")
+    return hits[0]
+
+
 def _replace(text: str, tag: str, table: str) -> str:
-    pattern = rf"<!-- {tag} -->.*<!-- /{tag} -->"
-    if not re.search(pattern, text, flags=re.S):
-        raise SystemExit(f"README.md has no <!-- {tag} --> block")
-    return re.sub(pattern, lambda _: f"<!-- {tag} -->\n{table}\n<!-- /{tag} -->", text, flags=re.S)
+    return re.sub(block_pattern(tag), lambda _: f"<!-- {tag} -->\n{table}\n<!-- /{tag} -->", text, flags=re.S)
 
 
-# README block tag, results/<name>.json, renderer
+# block tag, results/<name>.json, renderer
 TABLES = (("BENCH", "samplers", render), ("CODELENGTH", "codelength", render_codelength),
           ("SCALE", "scale", render_scale), ("RD", "rd_kodak", render_rd),
           ("FITSPEED", "fit_speed", render_fit_speed), ("RD_AUDIO", "rd_audio", render_rd_modality),
@@ -354,13 +393,16 @@ def main():
     if not a.write:
         print("\n\n".join(tables.values()))
         return
-    readme = os.path.join(HERE, "..", "README.md")
-    with open(readme) as f:
-        text = f.read()
+    texts = {}
+    for path in markdown_files():
+        with open(path) as f:
+            texts[path] = f.read()
+    where = {tag: find_block(tag, texts) for tag in tables}  # check every tag before writing
     for tag, table in tables.items():
-        text = _replace(text, tag, table)
-    with open(readme, "w") as f:
-        f.write(text)
+        texts[where[tag]] = _replace(texts[where[tag]], tag, relocate(table, where[tag]))
+    for path in sorted(set(where.values())):
+        with open(path, "w") as f:
+            f.write(texts[path])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The API reference builds from the docstrings without warnings; README's local links resolve."""
+"""The API reference builds from the docstrings without warnings; the local links of README.md
+and docs/*.md resolve; their benchmark tables are the committed results."""
 
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def test_readme_and_docs_links_resolve():
 
 
 def test_readme_tables_are_the_committed_results():
-    """README's benchmark blocks are what ``benchmarks/readme_table.py`` renders from the
-    JSON in ``benchmarks/results/`` (no table edited by hand or left behind its results)."""
+    """The benchmark blocks of README.md and docs/*.md are what ``benchmarks/readme_table.py``
+    renders from the JSON in ``benchmarks/results/`` (no table edited by hand or left behind
+    its results); each tag is in exactly one file, its image paths relative to that file."""
     import json
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -52,9 +54,14 @@ def test_readme_tables_are_the_committed_results():
         import readme_table
     finally:
         sys.path.pop(0)
-    readme = (ROOT / "README.md").read_text()
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = {md: md.read_text() for md in files}
     for tag, name, render in readme_table.TABLES:
         table = render(json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text()))
-        block = re.search(rf"<!-- {tag} -->\n(.*)\n<!-- /{tag} -->", readme, re.S)
-        assert block, f"README.md has no {tag} block"
-        assert block.group(1) == table, f"README's {tag} table is not {name}.json's: readme_table.py --write"
+        hits = [md for md, text in texts.items() for _ in range(text.count(f"<!-- {tag} -->"))]
+        assert len(hits) == 1, f"<!-- {tag} --> must be in exactly one of README.md, docs/*.md: {hits}"
+        md = hits[0]
+        block = re.search(rf"<!-- {tag} -->\n(.*?)\n<!-- /{tag} -->", texts[md], re.S)
+        assert block, f"{md.name} has no <!-- /{tag} --> after <!-- {tag} -->"
+        want = readme_table.relocate(table, str(md))  # image paths relative to md's folder
+        assert block.group(1) == want, f"{md.name}: {tag} is not {name}.json's table: readme_table.py --write"
