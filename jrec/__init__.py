@@ -34,6 +34,7 @@ from jrec import (
     prng,
     ratio,
     shard,
+    spec,
 )
 from jrec.api import decode, encode, validate
 from jrec.bitstream import (
@@ -99,6 +100,7 @@ __all__ = [
     "ModelMismatchError",
     "batch",
     "shard",
+    "spec",
     "astar",
     "bounds",
     "bitstream",

@@ -43,21 +43,8 @@ from jrec.registry import get
 
 __all__ = ["encode", "decode", "validate"]
 
-# Families the checked wrapper can batch: their parameters, by attribute name. (The
-# pure samplers take any distrax distribution; distributions are rebuilt from their
-# parameters inside vmap because some distrax classes keep a static batch shape.)
-_FAMILIES = {
-    distrax.Normal: ("loc", "scale"),
-    distrax.Uniform: ("low", "high"),
-    distrax.Laplace: ("loc", "scale"),
-    distrax.Logistic: ("loc", "scale"),
-    distrax.Beta: ("alpha", "beta"),
-    dists.Triangular: ("low", "peak", "high"),
-}
-
-
 def _params(dist, shape):
-    names = _FAMILIES[type(dist)]
+    names = dists.FAMILIES[type(dist)]
     return tuple(jnp.broadcast_to(jnp.asarray(getattr(dist, n)), shape) for n in names)
 
 
@@ -127,9 +114,9 @@ def validate(target, proposal, method: str, batch_shape: tuple = (), **options):
             raise ShapeMismatchError(f"dither: target width high - low must equal step={step}")
         return t, p
     for d, role in ((t, "target"), (p, "proposal")):
-        if type(d) not in _FAMILIES:
+        if type(d) not in dists.FAMILIES:
             raise UnsupportedDistributionError(
-                f"{role}: the checked wrapper supports {', '.join(c.__name__ for c in _FAMILIES)} "
+                f"{role}: the checked wrapper supports {', '.join(c.__name__ for c in dists.FAMILIES)} "
                 f"(and diagonal Normal blocks), got {type(d).__name__}; call jrec.{method.split('_')[0]} "
                 "directly for other distrax distributions"
             )
@@ -263,24 +250,15 @@ def encode(key, target, proposal, *, method: str = "gprs", lanes: int | None = N
 
 def _check_index_range(method: str, index: np.ndarray, opts: dict):
     """Indices a sampler can never produce are refused (instead of decoding garbage)."""
-    if index.size == 0:
+    sampler = get(method)
+    if index.size == 0 or sampler.index_range is None:
         return
-    if method == "orc":
-        lo, hi, vals = 0, 2 ** opts["kappa"] - 1, index
-    elif method == "astar_dl":  # heap index of a node of the depth-(kappa - 1) tree
-        lo, hi, vals = 1, 2 ** opts["kappa"] - 1, index
-    elif method == "gprs_parallel":
+    vals = index
+    if sampler.index_kind == "shard":
         if not (index[..., 0].min() >= 0 and index[..., 0].max() < opts["num_shards"]):
-            raise ShapeMismatchError(f"gprs_parallel: shard ids must lie in [0, {opts['num_shards']})")
-        lo, hi, vals = 1, opts["max_steps"], index[..., 1]
-    elif method in ("gprs_bb", "gprs_bb_dyadic", "grc_bb"):  # heap index of depth <= max_steps
-        lo, hi, vals = 1, 2 ** opts["max_steps"] - 1, index
-    elif method in ("astar_bb", "astar_bb_dyadic"):
-        lo, hi, vals = 1, 2**31 - 1, index
-    elif method in ("pfr", "gprs", "grs"):
-        lo, hi, vals = 1, opts["max_steps"], index
-    else:
-        return
+            raise ShapeMismatchError(f"{method}: shard ids must lie in [0, {opts['num_shards']})")
+        vals = index[..., 1]
+    lo, hi = sampler.index_range(opts)
     if vals.min() < lo or vals.max() > hi:
         raise ShapeMismatchError(
             f"{method}: indices must lie in [{lo}, {hi}], got [{vals.min()}, {vals.max()}]")
@@ -299,7 +277,7 @@ def decode(key, index, proposal, *, method: str = "gprs", **options):
         raise ShapeMismatchError(f"{method}: index shape {index.shape} != {tuple(batch) + extra}")
     _check_index_range(method, np.asarray(index), dict(opts))
     p = as_factorised(proposal)[0] if proposal is not None else None
-    if p is not None and type(p) not in _FAMILIES:
+    if p is not None and type(p) not in dists.FAMILIES:
         raise UnsupportedDistributionError(
             f"proposal {type(p).__name__} is not supported by the checked wrapper")
     p_batched = bool(batch) and p is not None and tuple(p.batch_shape)[: len(batch)] == batch

@@ -46,8 +46,9 @@ import jax.numpy as jnp
 from jrec import dists, poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
 from jrec.ratio import density_ratio
+from jrec.spec import Sampler
 
-__all__ = [
+__all__ = ["SAMPLERS",
     "encode_bb", "decode_bb", "kernel_bb",
     "encode_bb_dyadic", "decode_bb_dyadic", "kernel_bb_dyadic",
     "encode_dl", "decode_dl", "kernel_dl",
@@ -264,3 +265,29 @@ def decode_bb_dyadic(key, index, proposal, **_static):
 
 #: Depth-limited AD* decodes on the same tree as AD*.
 decode_dl = decode_bb_dyadic
+
+
+_ASTAR_REQUIRES = ("log r", "unimodal r with its mode", "P's CDF and quantile")
+SAMPLERS = (
+    Sampler(
+        "astar_bb", encode_bb, decode_bb, kernel_bb, exact=True, requires=_ASTAR_REQUIRES, bounded_ratio=True,
+        one_dimensional=True, index_shape=(), options={"max_steps": DEFAULT_MAX_STEPS},
+        reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (AS*: A* coding, split on sample)",
+        container_id=7, default_code="delta", index_range=lambda o: (1, 2**31 - 1),
+    ),
+    Sampler(
+        "astar_bb_dyadic", encode_bb_dyadic, decode_bb_dyadic, kernel_bb_dyadic, exact=True,
+        requires=_ASTAR_REQUIRES, bounded_ratio=True, one_dimensional=True, index_shape=(),
+        options={"max_steps": DEFAULT_MAX_STEPS},
+        reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (AD*: A* coding, dyadic splits)",
+        container_id=8, default_code="delta", index_range=lambda o: (1, 2**31 - 1),
+    ),
+    Sampler(
+        "astar_dl", encode_dl, decode_dl, kernel_dl, exact=False, requires=_ASTAR_REQUIRES,
+        bounded_ratio=True, one_dimensional=True, index_shape=(),
+        options={"kappa": DEFAULT_DL_KAPPA, "max_steps": DEFAULT_MAX_STEPS},
+        reference="Flamich, Markou & Hernandez-Lobato, ICML 2022 (depth-limited AD*, approximate)",
+        container_id=9, index_kind="fixed", default_code="fixed",
+        index_range=lambda o: (1, 2 ** o["kappa"] - 1),  # heap index of a node of the depth-(kappa - 1) tree
+    ),
+)

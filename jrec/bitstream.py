@@ -14,10 +14,8 @@ Format, version 1 (all multi-byte integers are unsigned LEB128 varints unless si
     0       2     magic b"JR"
     2       1     version << 4 | flags       version = 1; flag bit 0: metadata present,
                                              bit 1: several index arrays; bits 2-3 are 0
-    3       1     sampler id << 3 | code id  sampler: 0 pfr, 1 gprs, 2 gprs_parallel,
-                                             3 gprs_bb, 4 orc, 5 dither, 6 grs, 7 astar_bb,
-                                             8 astar_bb_dyadic, 9 astar_dl, 10 gprs_bb_dyadic,
-                                             11 grc_bb (append-only table);
+    3       1     sampler id << 3 | code id  sampler: its declared ``container_id``
+                                             (:data:`SAMPLER_IDS`; never reused);
                                              code: 0 gamma, 1 delta, 2 zeta, 3 fixed
     4       v     options, in this order, each only where it applies:
                   kappa (orc, astar_dl), num_shards (gprs_parallel), round(16 budget) (zeta code)
@@ -54,10 +52,13 @@ import tempfile
 import zlib
 from typing import NamedTuple
 
+import distrax
 import numpy as np
 
-from jrec import coding
+from jrec import coding, dists
 from jrec.core import BitstreamError, Code, CodingError, NonTerminationError
+from jrec.ratio import as_factorised
+from jrec.registry import by_container_id, get
 
 __all__ = [
     "CodeFile",
@@ -84,8 +85,8 @@ __all__ = [
 
 MAGIC = b"JR"
 VERSION = 1
-SAMPLER_IDS = ("pfr", "gprs", "gprs_parallel", "gprs_bb", "orc", "dither", "grs", "astar_bb",
-               "astar_bb_dyadic", "astar_dl", "gprs_bb_dyadic", "grc_bb")
+#: Sampler names by header id (each sampler declares its ``container_id``; ``None``: unused).
+SAMPLER_IDS = tuple(getattr(by_container_id(i), "name", None) for i in range(32))
 CODE_IDS = ("gamma", "delta", "zeta", "fixed")
 MAX_NDIM = 8
 MAX_ARRAYS = 1 << 16
@@ -182,11 +183,6 @@ def _array_bytes(x) -> bytes:
 
 def _canon(obj, out: list):
     """Append a canonical byte description of ``obj`` (proposal, options, model) to ``out``."""
-    import distrax
-
-    from jrec.api import _FAMILIES
-    from jrec.ratio import as_factorised
-
     if obj is None:
         out.append(b"N")
     elif isinstance(obj, (bytes, bytearray)):
@@ -211,7 +207,7 @@ def _canon(obj, out: list):
             _canon(x, out)
     elif isinstance(obj, distrax.Distribution):
         d = as_factorised(obj)[0]
-        names = _FAMILIES.get(type(d))
+        names = dists.FAMILIES.get(type(d))
         if names is None:
             raise TypeError(f"cannot fingerprint a {type(d).__name__} proposal; pass model= bytes "
                             "that identify it")
@@ -245,8 +241,6 @@ def key_fingerprint(key) -> bytes:
 
 
 def _sample_options(method: str, options: dict) -> dict:
-    from jrec.registry import get
-
     defaults = get(method).options
     merged = {**defaults, **options}
     return {k: v for k, v in merged.items() if k not in _HEADER_OPTIONS + _UNFINGERPRINTED}
@@ -320,8 +314,6 @@ def _as_arrays(index):
 
 
 def _check_shape(method: str, shape: tuple):
-    from jrec.registry import get
-
     s = get(method)
     if len(shape) > MAX_NDIM:
         raise HeaderError(f"at most {MAX_NDIM} dimensions, got {len(shape)}")
@@ -349,15 +341,11 @@ def to_bytes(index, *, method: str, key, proposal, code: str | None = None,
       meta: application bytes stored verbatim (e.g. an image's shape).
       **options: the sampler's static options (``kappa``, ``num_shards``, ``step``, ...).
     """
-    from jrec.registry import get
-
     sampler = get(method)
     unknown = set(options) - set(sampler.options)
     if unknown:
         raise TypeError(f"{method}: unknown option(s) {sorted(unknown)}")
-    if method not in SAMPLER_IDS:
-        raise HeaderError(f"sampler {method!r} has no container id yet")
-    _, code = coding._kind_and_code(method, code)
+    _, code = coding.kind_and_code(method, code)
     opts = {**sampler.options, **options}
     arrays, multi = _as_arrays(index)
     if len(arrays) > MAX_ARRAYS:
@@ -374,7 +362,7 @@ def to_bytes(index, *, method: str, key, proposal, code: str | None = None,
     payload = coding.encode_index(method, flat, **kw)
     head = bytearray(MAGIC)
     head.append(VERSION << 4 | (_F_META if meta else 0) | (_F_MULTI if multi else 0))
-    head.append(SAMPLER_IDS.index(method) << 3 | CODE_IDS.index(code))
+    head.append(sampler.container_id << 3 | CODE_IDS.index(code))
     if sampler.index_kind == "fixed":
         head += _varint(int(opts["kappa"]))
     if sampler.index_kind == "shard":
@@ -422,10 +410,10 @@ def save_code(file, index, **kwargs) -> int:
 
 def _min_payload_bits(method: str, code: str, count: int, kappa: int, num_shards: int) -> int:
     """Fewest payload bits that can hold ``count`` indices (checked before allocating)."""
-    kind = coding._kind_and_code(method, code)[0]
+    kind = coding.kind_and_code(method, code)[0]
     if kind == "fixed":
         return count * kappa
-    fixed = count * coding._shard_width(num_shards) if kind == "shard" else 0
+    fixed = count * coding.shard_width(num_shards) if kind == "shard" else 0
     return fixed + (count if code in ("gamma", "delta") else 0)
 
 
@@ -466,11 +454,11 @@ def _parse(r: _Reader, vflags: int) -> Header:
         raise HeaderError(f"reserved flag bits set: {flags:#x}")
     (sc,) = r.take(1, "sampler/code")
     sid, cid = sc >> 3, sc & 7
-    if sid >= len(SAMPLER_IDS) or cid >= len(CODE_IDS):
+    if by_container_id(sid) is None or cid >= len(CODE_IDS):
         raise HeaderError(f"unknown sampler id {sid} or code id {cid}")
-    method, code = SAMPLER_IDS[sid], CODE_IDS[cid]
+    method, code = by_container_id(sid).name, CODE_IDS[cid]
     try:
-        kind, _ = coding._kind_and_code(method, code)
+        kind, _ = coding.kind_and_code(method, code)
     except CodingError as e:
         raise HeaderError(str(e)) from None
     options, budget = {}, None
@@ -553,8 +541,6 @@ def from_bytes(data: bytes, *, key, proposal, model=None, method: str | None = N
 
 def decode_payload(data: bytes, h: Header):
     """The index arrays of a file whose header :func:`read_header` returned (no key/model check)."""
-    from jrec.registry import get
-
     kind = get(h.method).index_kind
     total = sum(math.prod(s) for s in h.shapes)
     count = total // 2 if kind == "shard" else total

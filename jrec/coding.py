@@ -50,8 +50,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrec.core import CodingError, bit_length
+from jrec.registry import get
 
 __all__ = [
+    "kind_and_code",
+    "shard_width",
     "Bits",
     "CodingError",
     "CODES",
@@ -135,13 +138,13 @@ def index_bits(method: str, index, *, code: str | None = None, budget: float | N
     Exact (int32) for the prefix codes; for ``"zeta"`` the information content (float32),
     whose sum the real ANS stream matches to within a few bits.
     """
-    kind, code = _kind_and_code(method, code)
+    kind, code = kind_and_code(method, code)
     index = jnp.asarray(index)
     if kind == "fixed":
         return jnp.full(index.shape, kappa, jnp.int32)
     fixed = 0
     if kind == "shard":
-        fixed, index = _shard_width(num_shards), index[..., 1]
+        fixed, index = shard_width(num_shards), index[..., 1]
     elif kind == "signed":
         index = _zigzag(index).astype(jnp.int32) + 1
     if code == "gamma":
@@ -151,7 +154,8 @@ def index_bits(method: str, index, *, code: str | None = None, budget: float | N
     return fixed + zeta_bits(index, _need_budget(budget))
 
 
-def _shard_width(num_shards: int) -> int:
+def shard_width(num_shards: int) -> int:
+    """Bits of the shard id of a parallel-GPRS index (``ceil(log2 num_shards)``)."""
     return int(num_shards - 1).bit_length()
 
 
@@ -523,15 +527,15 @@ def decode_zeta(b: Bits, count: int, budget: float) -> np.ndarray:
 
 
 def _sampler(method: str):
-    from jrec.registry import get
-
     try:
         return get(method)
     except KeyError as e:
         raise CodingError(f"no index code for sampler {method!r}: {e}") from None
 
 
-def _kind_and_code(method: str, code: str | None):
+def kind_and_code(method: str, code: str | None):
+    """``(index kind, code)`` of sampler ``method``'s indices under ``code`` (``None``: its
+    default); raises :class:`~jrec.core.CodingError` for a code its indices cannot take."""
     s = _sampler(method)
     code = s.default_code if code is None else code
     allowed = ("fixed",) if s.index_kind == "fixed" else ("gamma", "delta", "zeta")
@@ -563,7 +567,7 @@ def encode_index(method: str, index, *, code: str | None = None, budget: float |
     Raises:
       CodingError: values outside what the sampler produces, or a bad code/option.
     """
-    kind, code = _kind_and_code(method, code)
+    kind, code = kind_and_code(method, code)
     idx = np.asarray(index)
     if idx.size and not np.issubdtype(idx.dtype, np.integer):
         raise CodingError(f"indices must be integers, got dtype {idx.dtype}")
@@ -582,7 +586,7 @@ def encode_index(method: str, index, *, code: str | None = None, budget: float |
             raise CodingError(f"num_shards must lie in [1, 2^16], got {num_shards}")
         if idx.size and (idx[:, 0].min() < 0 or idx[:, 0].max() >= num_shards):
             raise CodingError(f"shard ids must lie in [0, {num_shards})")
-        shards = encode_fixed(idx[:, 0], _shard_width(num_shards))
+        shards = encode_fixed(idx[:, 0], shard_width(num_shards))
         values = _encode_values(code, idx[:, 1], budget)
         if code == "zeta":  # byte-align the ANS words
             shards = Bits(shards.data, 8 * len(shards.data))
@@ -598,7 +602,7 @@ def decode_index(method: str, b: Bits, count: int, *, code: str | None = None,
     ``padded``: the bit string may end in up to 7 zero bits (whole bytes, as in a file).
     Raises :class:`CodingError` if the bits do not hold exactly ``count`` indices.
     """
-    kind, code = _kind_and_code(method, code)
+    kind, code = kind_and_code(method, code)
     bits = _unpack(b)
     count = _count(count)
     start = 0
@@ -609,7 +613,7 @@ def decode_index(method: str, b: Bits, count: int, *, code: str | None = None,
     if kind == "shard":
         if not 1 <= num_shards <= 2**16:
             raise CodingError(f"num_shards must lie in [1, 2^16], got {num_shards}")
-        shards, start = _decode_fixed(bits, count, _shard_width(num_shards))
+        shards, start = _decode_fixed(bits, count, shard_width(num_shards))
         if count and shards.max() >= num_shards:
             raise CodingError(f"shard id {shards.max()} >= num_shards={num_shards}")
     if code == "zeta":

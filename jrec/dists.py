@@ -30,6 +30,7 @@ __all__ = [
     "truncated_quantile",
     "dtype_of",
     "gauss_legendre",
+    "FAMILIES",
 ]
 
 _BISECT_ITERS = 80
@@ -322,3 +323,17 @@ def truncated_quantile(dist, a, b, u):
     x_local = jax.lax.fori_loop(0, _NEWTON_ITERS, newton, af + u * (bf - af))
     x = jnp.where(small, x_local, x_global)
     return jnp.clip(x, a, b)
+
+
+#: The distribution families the checked API (:mod:`jrec.api`) batches and the ``.jrec``
+#: container (:mod:`jrec.bitstream`) fingerprints: their parameters, by attribute name.
+#: (The pure samplers take any distrax distribution; the checked API rebuilds these from
+#: their parameters inside vmap, because some distrax classes keep a static batch shape.)
+FAMILIES = {
+    distrax.Normal: ("loc", "scale"),
+    distrax.Uniform: ("low", "high"),
+    distrax.Laplace: ("loc", "scale"),
+    distrax.Logistic: ("loc", "scale"),
+    distrax.Beta: ("alpha", "beta"),
+    Triangular: ("low", "peak", "high"),
+}

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 
 from jrec import dists
 from jrec.core import INDEX_DTYPE, Code, Kernel, UnsupportedDistributionError, run
+from jrec.spec import Sampler
 
-__all__ = ["encode", "decode", "kernel"]
+__all__ = ["SAMPLERS", "encode", "decode", "kernel"]
 
 
 def _dither(key, shape, dtype):
@@ -86,3 +87,12 @@ def decode(key, index, proposal=None, *, step: float):
     dtype = dists.dtype_of(proposal) if proposal is not None else jnp.float32
     u = _dither(key, index.shape, dtype)
     return jnp.asarray(step, dtype) * (u + index.astype(dtype))
+
+
+SAMPLERS = (
+    Sampler(
+        "dither", encode, decode, kernel, exact=True, requires=("uniform target of width step",),
+        bounded_ratio=False, one_dimensional=False, index_shape="d", options={"step": None},
+        reference="Ziv 1985; Agustsson & Theis, NeurIPS 2020", container_id=5, index_kind="signed",
+    ),
+)

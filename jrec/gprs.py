@@ -43,8 +43,9 @@ from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.divergences import _NODES as _NODES_PER_PANEL
 from jrec.divergences import _bary_eval, log_stretch, stretch_table
 from jrec.ratio import density_ratio
+from jrec.spec import Sampler
 
-__all__ = [
+__all__ = ["SAMPLERS",
     "encode", "decode", "kernel",
     "encode_parallel", "decode_parallel", "kernel_parallel",
     "encode_bb", "decode_bb", "kernel_bb",
@@ -474,3 +475,37 @@ def encode_bb_dyadic(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Co
 def decode_bb_dyadic(key, index, proposal, **_static):
     """Walk the dyadic splits of the heap index (P's quantiles only); the last node's sample."""
     return bb.decode(key, index, proposal, "dyadic")
+
+
+SAMPLERS = (
+    Sampler(
+        "gprs", encode, decode, kernel, exact=True, requires=("log r", "stretch function sigma"),
+        bounded_ratio=True, one_dimensional=True, index_shape=(),
+        options={"max_steps": DEFAULT_MAX_STEPS, "chunk_size": 16},
+        reference="Flamich, NeurIPS 2023 (global GPRS)", container_id=1,
+        index_range=lambda o: (1, o["max_steps"]),
+    ),
+    Sampler(
+        "gprs_parallel", encode_parallel, decode_parallel, kernel_parallel, exact=True,
+        requires=("log r", "stretch function sigma"), bounded_ratio=True, one_dimensional=True,
+        index_shape=(2,),
+        options={"num_shards": 4, "max_steps": DEFAULT_MAX_STEPS, "chunk_size": 8},
+        reference="Flamich, NeurIPS 2023 (parallel GPRS)", container_id=2, index_kind="shard",
+        index_range=lambda o: (1, o["max_steps"]),
+    ),
+    Sampler(
+        "gprs_bb", encode_bb, decode_bb, kernel_bb, exact=True,
+        requires=("log r", "stretch function sigma", "unimodal r with its mode", "P's CDF and quantile"),
+        bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": MAX_DEPTH},
+        reference="Flamich, NeurIPS 2023 (branch and bound, split on sample)", container_id=3,
+        default_code="delta", index_range=lambda o: (1, 2 ** o["max_steps"] - 1),
+    ),
+    Sampler(
+        "gprs_bb_dyadic", encode_bb_dyadic, decode_bb_dyadic, kernel_bb_dyadic, exact=True,
+        requires=("log r", "stretch function sigma", "residual mass of intervals (restricted w_P, w_Q)",
+                  "unimodal r with its mode", "P's CDF and quantile"),
+        bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": MAX_DEPTH},
+        reference="Flamich, NeurIPS 2023 (branch and bound, dyadic splits)", container_id=10,
+        default_code="delta", index_range=lambda o: (1, 2 ** o["max_steps"] - 1),
+    ),
+)

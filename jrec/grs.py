@@ -50,8 +50,9 @@ from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.divergences import log_excess, stretch_table
 from jrec.gprs import decode
 from jrec.ratio import density_ratio
+from jrec.spec import Sampler
 
-__all__ = ["encode", "decode", "kernel", "GRSState", "encode_bb", "decode_bb", "kernel_bb"]
+__all__ = ["SAMPLERS", "encode", "decode", "kernel", "GRSState", "encode_bb", "decode_bb", "kernel_bb"]
 
 DEFAULT_MAX_STEPS = 2**22
 
@@ -160,3 +161,23 @@ def encode_bb(key, target, proposal, *, max_steps: int = bb.MAX_DEPTH, split: st
 def decode_bb(key, index, proposal, *, split: str = "sample", **_static):
     """Replay the path of the heap index (as for split-on-sample GPRS); the accepted ``X``."""
     return bb.decode(key, index, proposal, split)
+
+
+SAMPLERS = (
+    Sampler(
+        "grs", encode, decode, kernel, exact=True, requires=("log r", "excess mass g(h) = E_P[(r - h)+]"),
+        bounded_ratio=True, one_dimensional=True, index_shape=(),
+        options={"max_steps": DEFAULT_MAX_STEPS, "chunk_size": 16},
+        reference="Harsha et al., CCC 2007; Flamich & Theis, ISIT 2023 (greedy rejection sampling)",
+        container_id=6, index_range=lambda o: (1, o["max_steps"]),
+    ),
+    Sampler(
+        "grc_bb", encode_bb, decode_bb, kernel_bb, exact=True,
+        requires=("log r", "residual mass of intervals (restricted w_P, w_Q)", "unimodal r with its mode",
+                  "P's CDF and quantile"),
+        bounded_ratio=True, one_dimensional=True, index_shape=(), options={"max_steps": bb.MAX_DEPTH},
+        reference=("Flamich, Markou & Hernandez-Lobato, NeurIPS 2023 "
+                   "(greedy rejection coding, split on sample)"),
+        container_id=11, default_code="delta", index_range=lambda o: (1, 2 ** o["max_steps"] - 1),
+    ),
+)

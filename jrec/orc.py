@@ -31,8 +31,9 @@ import jax.numpy as jnp
 from jrec import poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.pfr import argmin_kernel
+from jrec.spec import Sampler
 
-__all__ = ["encode", "decode", "kernel"]
+__all__ = ["SAMPLERS", "encode", "decode", "kernel"]
 
 
 def kernel(*, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> Kernel:
@@ -68,3 +69,13 @@ def encode(key, target, proposal, *, kappa: int = 16, chunk_size: int = 256, gre
 def decode(key, index, proposal, **_static):
     """Regenerate candidate ``index + 1``."""
     return poisson.candidate_sample(key, index + 1, sampling_distribution(proposal))
+
+
+SAMPLERS = (
+    Sampler(
+        "orc", encode, decode, kernel, exact=False, requires=("log r",), bounded_ratio=False,
+        one_dimensional=False, index_shape=(), options={"kappa": 16, "chunk_size": 256, "greedy": False},
+        reference="Theis & Yosri, ICML 2022; Guo et al. (COMBINER), NeurIPS 2023", container_id=4,
+        index_kind="fixed", default_code="fixed", index_range=lambda o: (0, 2 ** o["kappa"] - 1),
+    ),
+)

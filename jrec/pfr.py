@@ -28,8 +28,9 @@ import jax.numpy as jnp
 from jrec import poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
 from jrec.ratio import density_ratio
+from jrec.spec import Sampler
 
-__all__ = ["encode", "decode", "kernel", "argmin_kernel"]
+__all__ = ["SAMPLERS", "encode", "decode", "kernel", "argmin_kernel"]
 
 DEFAULT_MAX_STEPS = 2**22
 
@@ -96,3 +97,13 @@ def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_s
 def decode(key, index, proposal, **_static):
     """Regenerate ``X_index`` from the key (O(1))."""
     return poisson.candidate_sample(key, index, sampling_distribution(proposal))
+
+
+SAMPLERS = (
+    Sampler(
+        "pfr", encode, decode, kernel, exact=True, requires=("log r", "sup log r"), bounded_ratio=True,
+        one_dimensional=False, index_shape=(), options={"max_steps": DEFAULT_MAX_STEPS, "chunk_size": 16},
+        reference="Li & El Gamal 2018; Flamich, Markou & Hernandez-Lobato, ICML 2022", container_id=0,
+        index_range=lambda o: (1, o["max_steps"]),
+    ),
+)
