@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrec import dists
+from jrec.batch import refill
 from jrec.core import (
     Code,
     DtypeMismatchError,
@@ -183,8 +184,6 @@ def _compiled(method: str, kind: str, options: tuple, nbatch: int, t_cls, p_cls,
     opts = dict(options)
 
     if kind == "encode" and lanes is not None:
-        from jrec.batch import refill
-
         def run_refill(key, tp, pp):
             target = jax.vmap(t_cls)(*tp)
             if p_batched:

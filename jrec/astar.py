@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 
 from jrec import dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run, sampling_distribution
-from jrec.ratio import density_ratio
+from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run
+from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
 
 __all__ = ["SAMPLERS",

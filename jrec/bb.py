@@ -46,9 +46,11 @@ import jax
 import jax.numpy as jnp
 
 from jrec import dists, poisson
-from jrec.core import INDEX_DTYPE, Kernel, bit_length, sampling_distribution
+from jrec.core import INDEX_DTYPE, Kernel, bit_length
+from jrec.ratio import sampling_distribution
 
-__all__ = ["PathState", "SPLITS", "MAX_DEPTH", "node", "split_point", "descend", "kernel", "decode"]
+__all__ = ["PathState", "SPLITS", "MAX_DEPTH", "node", "split_point", "descend", "kernel", "decode",
+           "check_depth"]
 
 MAX_DEPTH = 31
 SPLITS = ("sample", "dyadic")
@@ -104,7 +106,8 @@ def descend(a, b, heap, accept, right, c, depth, max_steps: int):
             jnp.where(keep, heap, 2 * heap + right.astype(INDEX_DTYPE)))
 
 
-def _check_depth(max_steps):
+def check_depth(max_steps):
+    """Validate a branch-and-bound sampler's depth bound ``max_steps`` (static)."""
     if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_DEPTH):
         raise ValueError(f"max_steps (depth) must be an int in [1, {MAX_DEPTH}], got {max_steps!r}")
 
@@ -120,7 +123,7 @@ def kernel(prepare: Callable, level_rule: Callable, split: str, max_steps: int, 
       max_steps: depth bound (at most 31).
       decoder: the matching decoder.
     """
-    _check_depth(max_steps)
+    check_depth(max_steps)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 

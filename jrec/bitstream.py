@@ -55,7 +55,7 @@ from typing import NamedTuple
 import distrax
 import numpy as np
 
-from jrec import coding, dists
+from jrec import api, coding, dists
 from jrec.core import BitstreamError, Code, CodingError, NonTerminationError
 from jrec.ratio import as_factorised
 from jrec.registry import by_container_id, get
@@ -163,11 +163,9 @@ class CodeFile(NamedTuple):
 
     def samples(self, key, proposal):
         """``jrec.decode`` of the indices: the samples the encoder selected."""
-        from jrec.api import decode
-
         if not isinstance(self.index, np.ndarray):
             raise ValueError("samples() decodes a single-array file; call jrec.decode per array")
-        return decode(key, self.index.astype(np.int32), proposal, method=self.method, **self.options)
+        return api.decode(key, self.index.astype(np.int32), proposal, method=self.method, **self.options)
 
 
 # -- fingerprints ------------------------------------------------------------------------------

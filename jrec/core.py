@@ -8,8 +8,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jrec.ratio import as_factorised
-
 __all__ = [
     "Code",
     "JrecError",
@@ -19,7 +17,6 @@ __all__ = [
     "ShapeMismatchError",
     "DtypeMismatchError",
     "NonTerminationError",
-    "sampling_distribution",
     "Kernel",
     "run",
     "INDEX_DTYPE",
@@ -93,24 +90,6 @@ def bit_length(n):
     """Number of bits of a non-negative int32/uint32 array (``0`` for ``n <= 0``), in JAX."""
     n = jnp.maximum(jnp.asarray(n), 0).astype(jnp.uint32)
     return (32 - jax.lax.clz(n)).astype(INDEX_DTYPE)
-
-
-def sampling_distribution(proposal, target=None):
-    """The distribution candidates are drawn from (identical in encoder and decoder).
-
-    With ``target`` given (encoders), checks at trace time that candidates have the
-    target's shape: a block's proposal must carry the block's shape, since the
-    decoder draws from it alone.
-    """
-    p = as_factorised(proposal)[0]
-    if target is not None:
-        t = as_factorised(target)[0]
-        if tuple(t.batch_shape) != tuple(p.batch_shape):
-            raise ValueError(
-                f"target shape {tuple(t.batch_shape)} != proposal shape {tuple(p.batch_shape)}: "
-                "candidates are drawn from the proposal, so give it the target's shape"
-            )
-    return p
 
 
 class Kernel(NamedTuple):

@@ -66,9 +66,12 @@ __all__ = [
     "log_stretch",
     "log_excess",
     "stretch",
+    "NODES_PER_PANEL",
+    "bary_eval",
 ]
 
-_NODES = 8
+#: Gauss-Legendre nodes per panel of the level-set tables (and of GPRS's level rule).
+NODES_PER_PANEL = 8
 _PANELS = 40
 _V0 = 1e-4
 _TAIL_LOG_H = -17.0
@@ -85,7 +88,7 @@ def dinf(target, proposal=None):
     return _as_ratio(target, proposal).log_sup
 
 
-def _level_grid(log_sup, dtype, num_panels=_PANELS, nodes=_NODES):
+def _level_grid(log_sup, dtype, num_panels=_PANELS, nodes=NODES_PER_PANEL):
     """Quadrature grid over levels, in the coordinate xi with a = softplus(xi).
 
     Here ``a = v^2 = log(sup r / h)``. The map is geometric near the top of r
@@ -224,7 +227,7 @@ def _spectral_matrices(n):
     return S, bary
 
 
-_S, _BARY = _spectral_matrices(_NODES)
+_S, _BARY = _spectral_matrices(NODES_PER_PANEL)
 
 
 def stretch_table(target, proposal=None) -> StretchTable:
@@ -269,8 +272,9 @@ def stretch_table(target, proposal=None) -> StretchTable:
                         jnp.log(g), jnp.log(head), slope_g0)
 
 
-def _bary_eval(values, tau, nodes):
-    """Barycentric Lagrange interpolation of ``values`` (last axis) at ``tau``."""
+def bary_eval(values, tau, nodes):
+    """Barycentric Lagrange interpolation of ``values`` (last axis, at the
+    :data:`NODES_PER_PANEL` Gauss-Legendre ``nodes`` of a panel) at ``tau``."""
     bary = jnp.asarray(_BARY, values.dtype)
     diff = tau[..., None] - nodes
     exact = diff == 0
@@ -292,7 +296,7 @@ def _table_eval(table: StretchTable, values, value0, slope, depth, above):
     pos = (_xi_of(a) - table.xi0) / table.dxi
     k = jnp.clip(jnp.floor(jnp.where(jnp.isfinite(pos), pos, 0.0)), 0, num_panels - 1)
     tau = jnp.where(jnp.isfinite(pos), pos, 0.0) - k
-    inside = _bary_eval(values[k.astype(jnp.int32)], tau, t)
+    inside = bary_eval(values[k.astype(jnp.int32)], tau, t)
     below = value0 + 0.5 * slope * (jnp.log(a) - table.xi0)
     return jnp.where(pos < 0, below, jnp.where(pos >= num_panels, above(table.log_sup - a), inside))
 

@@ -39,10 +39,9 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
-from jrec.divergences import _NODES as _NODES_PER_PANEL
-from jrec.divergences import _bary_eval, log_stretch, stretch_table
-from jrec.ratio import density_ratio
+from jrec.core import INDEX_DTYPE, Code, Kernel, run
+from jrec.divergences import NODES_PER_PANEL, bary_eval, log_stretch, stretch_table
+from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
 
 __all__ = ["SAMPLERS",
@@ -226,7 +225,7 @@ class BBState(NamedTuple):
 
 def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     """Split-on-sample branch-and-bound GPRS as a :class:`~jrec.core.Kernel`."""
-    bb._check_depth(max_steps)
+    bb.check_depth(max_steps)
 
     def init(_key, ctx):
         ratio, p, _ = ctx
@@ -275,8 +274,8 @@ _NEWTON = 20
 
 def _bary(values, tau):
     """Barycentric interpolation of values at the 8 GL nodes of [0, 1], at ``tau``."""
-    t, _ = dists.gauss_legendre(_NODES_PER_PANEL, values.dtype)
-    return _bary_eval(values, tau, t)
+    t, _ = dists.gauss_legendre(NODES_PER_PANEL, values.dtype)
+    return bary_eval(values, tau, t)
 
 
 def _solve_increasing(fn, dfn, lo, hi, x0):
@@ -400,7 +399,7 @@ def _level_rule(ctx, a, b, log_h, e):
     # far out when h is small), wider towards near, where the integrand grows like e^w
     edges = w_end * (jnp.arange(_PANELS + 1, dtype=dt) / _PANELS) ** 2
     dws = jnp.diff(edges)
-    t, wts = dists.gauss_legendre(_NODES_PER_PANEL, dt)
+    t, wts = dists.gauss_legendre(NODES_PER_PANEL, dt)
     ws = edges[:-1, None] + dws[:, None] * t  # (panels, nodes)
 
     def log_integrand(w):

@@ -46,10 +46,9 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
+from jrec.core import INDEX_DTYPE, Code, Kernel, run
 from jrec.divergences import log_excess, stretch_table
-from jrec.gprs import decode
-from jrec.ratio import density_ratio
+from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
 
 __all__ = ["SAMPLERS", "encode", "decode", "kernel", "GRSState", "encode_bb", "decode_bb", "kernel_bb"]
@@ -131,6 +130,11 @@ def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_s
 
 
 # -- greedy rejection coding (branch and bound) ---------------------------------------------
+
+
+def decode(key, index, proposal, **_static):
+    """Regenerate ``X_index`` from the key (O(1)): the candidate of the shared Poisson process."""
+    return poisson.candidate_sample(key, index, sampling_distribution(proposal))
 
 
 def _prepare_bb(target, proposal):

@@ -39,9 +39,10 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jrec import gprs, orc, pfr
-from jrec.core import Code
+from jrec import bitstream, gprs, orc, pfr
+from jrec.core import Code, NonTerminationError
 
 __all__ = ["GaussianBottleneck", "BottleneckOutput", "to_bytes", "from_bytes", "METHODS", "SHRINK"]
 
@@ -206,23 +207,16 @@ def to_bytes(bn: GaussianBottleneck, variables, code: Code, key) -> bytes:
     The prior's parameters and the bottleneck's shape are fingerprinted, so
     :func:`from_bytes` with another prior raises :class:`~jrec.ModelMismatchError`.
     """
-    import numpy as np
-
-    from jrec.bitstream import to_bytes as _to_bytes
-    from jrec.core import NonTerminationError
-
     if not bool(np.all(np.asarray(code.ok))):
         raise NonTerminationError(f"{int(np.sum(~np.asarray(code.ok)))} latent block(s) hit the "
                                   f"{bn.method} loop bound (ok=False); nothing was written")
-    return _to_bytes(np.asarray(code.index), method=bn.method, key=key, proposal=_proposal(bn, variables),
-                     model=_model(bn), **_options(bn))
+    return bitstream.to_bytes(np.asarray(code.index), method=bn.method, key=key,
+                              proposal=_proposal(bn, variables), model=_model(bn), **_options(bn))
 
 
 def from_bytes(bn: GaussianBottleneck, variables, data: bytes, key):
     """Decode :func:`to_bytes` output back to the latents (``code.sample``)."""
-    from jrec.bitstream import from_bytes as _from_bytes
-
-    f = _from_bytes(data, key=key, proposal=_proposal(bn, variables), model=_model(bn), method=bn.method,
-                    **_options(bn))
+    f = bitstream.from_bytes(data, key=key, proposal=_proposal(bn, variables), model=_model(bn),
+                             method=bn.method, **_options(bn))
     decode = jax.jit(lambda v, i, k: bn.apply(v, i, k, method=GaussianBottleneck.decode))
     return decode(variables, jnp.asarray(f.index), key)

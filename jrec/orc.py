@@ -29,8 +29,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jrec import poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
-from jrec.pfr import argmin_kernel
+from jrec.core import INDEX_DTYPE, Code, Kernel, run
+from jrec.ratio import sampling_distribution
 from jrec.spec import Sampler
 
 __all__ = ["SAMPLERS", "encode", "decode", "kernel"]
@@ -49,8 +49,8 @@ def kernel(*, kappa: int = 16, chunk_size: int = 256, greedy: bool = False) -> K
         return (s.best_n - 1).astype(INDEX_DTYPE), jnp.asarray(budget, INDEX_DTYPE), s.best_n >= 1
 
     # the greedy score ignores arrival times: they are not drawn (the candidates are the same)
-    return argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result, decode=decode,
-                         score=_greedy_score if greedy else None, timed=not greedy)
+    return poisson.argmin_kernel(max_steps=budget, chunk_size=chunk, stopping=False, result=result,
+                                 decode=decode, score=_greedy_score if greedy else None, timed=not greedy)
 
 
 def _greedy_score(_log_t, _x, log_r):

@@ -26,50 +26,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jrec import poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run, sampling_distribution
-from jrec.ratio import density_ratio
+from jrec.core import INDEX_DTYPE, Code, Kernel, run
+from jrec.ratio import sampling_distribution
 from jrec.spec import Sampler
 
-__all__ = ["SAMPLERS", "encode", "decode", "kernel", "argmin_kernel"]
+__all__ = ["SAMPLERS", "encode", "decode", "kernel"]
 
 DEFAULT_MAX_STEPS = 2**22
-
-
-def _score(log_t, _x, lr):
-    return log_t - lr
-
-
-def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode,
-                  score=None, timed: bool = True) -> Kernel:
-    """The candidate search selecting ``argmin_n log T_n - log r(X_n)`` (PFR, ORC).
-
-    ``stopping``: stop once ``T_n / sup r`` exceeds the best value (PFR, exact);
-    otherwise examine all ``max_steps`` candidates (ORC, fixed budget).
-    ``score(log_t, x, log_r)``: the minimised score (default ``log_t - log_r``).
-    ``timed=False``: ``score`` ignores ``log_t`` (no arrival times are drawn; needs
-    ``stopping=False``).
-    """
-    score = _score if score is None else score
-    poisson.check_search_options(max_steps, chunk_size)
-    if stopping and not timed:
-        raise ValueError("the stopping rule needs arrival times (timed=True)")
-
-    def prepare(target, proposal):
-        return density_ratio(target, proposal), sampling_distribution(proposal, target)
-
-    def init(_key, ctx):
-        return poisson.search_init(ctx[0].log_sup.dtype)
-
-    def step(key, ctx, s):
-        ratio, p = ctx
-        return poisson.search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
-                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None,
-                                   timed=timed)
-
-    def running(_ctx, s):
-        return poisson.search_running(s, max_steps)
-
-    return Kernel(prepare, init, step, running, result, decode)
 
 
 def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kernel:
@@ -78,7 +41,7 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
     def result(ctx, s):
         return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
 
-    return argmin_kernel(max_steps=max_steps, chunk_size=chunk_size, stopping=True, result=result,
+    return poisson.argmin_kernel(max_steps=max_steps, chunk_size=chunk_size, stopping=True, result=result,
                          decode=decode)
 
 

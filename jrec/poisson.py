@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from jrec import prng
-from jrec.core import MAX_INDEX
+from jrec.core import MAX_INDEX, Kernel
+from jrec.ratio import density_ratio, sampling_distribution
 
 __all__ = [
     "candidate_keys",
@@ -45,6 +46,7 @@ __all__ = [
     "search_step",
     "search_running",
     "check_search_options",
+    "argmin_kernel",
 ]
 
 
@@ -224,3 +226,43 @@ def check_search_options(max_steps, chunk_size):
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     if not (isinstance(max_steps, int) and 1 <= max_steps <= MAX_INDEX - chunk_size):
         raise ValueError(f"max_steps must be an int in [1, 2^31 - 1 - chunk_size], got {max_steps!r}")
+
+
+# -- the argmin search as a sampler's kernel (PFR, ORC) ----------------------------------------
+
+
+def _score(log_t, _x, lr):
+    return log_t - lr
+
+
+def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, decode,
+                  score=None, timed: bool = True) -> Kernel:
+    """The candidate search selecting ``argmin_n log T_n - log r(X_n)`` (PFR, ORC).
+
+    ``stopping``: stop once ``T_n / sup r`` exceeds the best value (PFR, exact);
+    otherwise examine all ``max_steps`` candidates (ORC, fixed budget).
+    ``score(log_t, x, log_r)``: the minimised score (default ``log_t - log_r``).
+    ``timed=False``: ``score`` ignores ``log_t`` (no arrival times are drawn; needs
+    ``stopping=False``).
+    """
+    score = _score if score is None else score
+    check_search_options(max_steps, chunk_size)
+    if stopping and not timed:
+        raise ValueError("the stopping rule needs arrival times (timed=True)")
+
+    def prepare(target, proposal):
+        return density_ratio(target, proposal), sampling_distribution(proposal, target)
+
+    def init(_key, ctx):
+        return search_init(ctx[0].log_sup.dtype)
+
+    def step(key, ctx, s):
+        ratio, p = ctx
+        return search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
+                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None,
+                                   timed=timed)
+
+    def running(_ctx, s):
+        return search_running(s, max_steps)
+
+    return Kernel(prepare, init, step, running, result, decode)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from jrec import dists
 
-__all__ = ["DensityRatio", "density_ratio", "as_factorised"]
+__all__ = ["sampling_distribution", "DensityRatio", "density_ratio", "as_factorised"]
 
 _GOLDEN_ITERS = 90
 _BISECT_ITERS = 60
@@ -272,3 +272,21 @@ def density_ratio(target, proposal) -> DensityRatio:
     )
     log_sup = jnp.where(at_edge, jnp.inf, log_sup)
     return DensityRatio(t, p, log_sup, mode, "generic", False)
+
+
+def sampling_distribution(proposal, target=None):
+    """The distribution candidates are drawn from (identical in encoder and decoder).
+
+    With ``target`` given (encoders), checks at trace time that candidates have the
+    target's shape: a block's proposal must carry the block's shape, since the
+    decoder draws from it alone.
+    """
+    p = as_factorised(proposal)[0]
+    if target is not None:
+        t = as_factorised(target)[0]
+        if tuple(t.batch_shape) != tuple(p.batch_shape):
+            raise ValueError(
+                f"target shape {tuple(t.batch_shape)} != proposal shape {tuple(p.batch_shape)}: "
+                "candidates are drawn from the proposal, so give it the target's shape"
+            )
+    return p

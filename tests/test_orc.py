@@ -84,5 +84,5 @@ def test_orc_greedy_picks_the_largest_ratio():
         jrec.orc.kernel(kappa=4, greedy=1)
     # (the greedy search draws no arrival times; a stopping rule cannot do without them)
     with pytest.raises(ValueError, match="arrival times"):
-        jrec.pfr.argmin_kernel(max_steps=8, chunk_size=4, stopping=True, result=None, decode=None,
+        jrec.poisson.argmin_kernel(max_steps=8, chunk_size=4, stopping=True, result=None, decode=None,
                                timed=False)
