@@ -43,7 +43,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jrec import dists, poisson
+from jrec import bb, dists
 from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run
 from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
@@ -58,7 +58,7 @@ __all__ = ["SAMPLERS",
 DEFAULT_MAX_STEPS = 256
 DEFAULT_DL_KAPPA = 12
 _MAX_HEAP = 2**30  # children 2h, 2h + 1 of h < 2^30 stay below 2^31
-SPLITS = ("sample", "dyadic")
+SPLITS = bb.SPLITS
 
 
 class AStarState(NamedTuple):
@@ -77,14 +77,11 @@ class AStarState(NamedTuple):
 
 
 def _node(key, h, proposal, a, b, g_parent):
-    """Gumbel maximum and location of region ``h = (a, b)`` given its parent's maximum."""
-    tk, uk = poisson.candidate_keys(key, h)
-    dt = a.dtype
-    e = jax.random.exponential(tk, (), dt)
-    u = jax.random.uniform(uk, (), dt)
+    """Gumbel maximum and location of region ``h = (a, b)`` given its parent's maximum: the
+    branch-and-bound node draws (:func:`jrec.bb.node`) of the shared randomness."""
+    e, x = bb.node(key, h, proposal, a, b)
     log_mass = jnp.log(dists.interval_mass(proposal, a, b))
-    g = log_mass - jnp.log(e + jnp.exp(log_mass - g_parent))
-    return g, dists.truncated_quantile(proposal, a, b, u)
+    return log_mass - jnp.log(e + jnp.exp(log_mass - g_parent)), x
 
 
 def _prepare(target, proposal):
@@ -92,11 +89,6 @@ def _prepare(target, proposal):
     if ratio.block:
         raise ValueError("astar_bb needs a scalar (1-D) target and proposal; vmap over coordinates")
     return ratio, sampling_distribution(proposal, target)
-
-
-def _split_point(p, a, b, x, split: str):
-    """Where region ``(a, b)`` with point ``x`` is split: at ``x`` or at its P-median."""
-    return x if split == "sample" else dists.truncated_quantile(p, a, b, jnp.asarray(0.5, a.dtype))
 
 
 def _child(key, h, p, a, b, g, c, side: int):
@@ -153,7 +145,7 @@ def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
         valid = s.valid.at[k].set(s.valid[k] & stop)
         hk = s.h[k]
         can = hk < limit
-        c = _split_point(p, s.a[k], s.b[k], s.x[k], split)
+        c = bb.split_point(p, s.a[k], s.b[k], s.x[k], split)
         kids = []
         for side in (0, 1):
             ch = (2 * jnp.where(can, hk, 1) + side).astype(INDEX_DTYPE)
@@ -243,7 +235,7 @@ def _decode(key, index, proposal, split: str):
     def body(d, s):
         a, b, g, x = s
         h = (index >> (depth - d)).astype(INDEX_DTYPE)  # the node at depth d on the path
-        c = _split_point(p, a, b, x, split)
+        c = bb.split_point(p, a, b, x, split)
         go_right = (h & 1) == 1  # only the child on the path is drawn
         a, b = jnp.where(go_right, c, a), jnp.where(go_right, b, c)
         g, x = _node(key, h, p, a, b, g)
