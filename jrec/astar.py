@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists
-from jrec.core import INDEX_DTYPE, Code, Kernel, bit_length, run
+from jrec.core import INDEX_DTYPE, Code, Context, Kernel, bit_length, run
 from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
 
@@ -88,7 +88,7 @@ def _prepare(target, proposal):
     ratio = density_ratio(target, proposal)
     if ratio.block:
         raise ValueError("astar_bb needs a scalar (1-D) target and proposal; vmap over coordinates")
-    return ratio, sampling_distribution(proposal, target)
+    return Context(ratio, sampling_distribution(proposal, target))
 
 
 def _child(key, h, p, a, b, g, c, side: int):
@@ -120,7 +120,7 @@ def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
         return ratio.log_ratio(jnp.clip(ratio.mode, a, b))
 
     def init(key, ctx):
-        ratio, p = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         dt = ratio.log_sup.dtype
         lo, hi = dists.support(p, dt)
         one = jnp.ones((), INDEX_DTYPE)
@@ -134,7 +134,7 @@ def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
             done=jnp.asarray(False))
 
     def step(key, ctx, s):
-        ratio, p = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         ub = jnp.where(s.valid, s.ub, -jnp.inf)
         k = jnp.argmax(ub)
         stop = ub[k] <= s.lb  # nothing left can beat the best value (or the queue is empty)
@@ -175,11 +175,12 @@ def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
         return (~s.done) & (s.steps < max_steps)
 
     def result(ctx, s):
-        ok = s.done & ~s.lost & (s.best >= 1) & jnp.isfinite(ctx[0].log_sup)
+        ok = s.done & ~s.lost & (s.best >= 1)
         return s.best, s.steps, ok
 
     decoders = {"sample": decode_bb, "dyadic": decode_bb_dyadic}
-    return Kernel(_prepare, init, step, running, result, decode_dl if leaf_heap else decoders[split])
+    return Kernel(_prepare, init, step, running, result, decode_dl if leaf_heap else decoders[split],
+                  bounded_ratio=True)
 
 
 def kernel_bb(*, max_steps: int = DEFAULT_MAX_STEPS) -> Kernel:

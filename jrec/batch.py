@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jrec.core import Code, Kernel
+from jrec.core import Code, Kernel, outcome
 from jrec.registry import get
 
 __all__ = ["refill", "encode"]
@@ -91,7 +91,7 @@ def _refill(kernel: Kernel, keys, target, proposal, lanes, proposal_axis, count=
     v_init = jax.vmap(kernel.init)
     v_step = jax.vmap(kernel.step)
     v_running = jax.vmap(kernel.running)
-    v_result = jax.vmap(kernel.result)
+    v_result = jax.vmap(lambda c, s: outcome(kernel, c, s))
 
     pid0 = jnp.arange(num_lanes, dtype=jnp.int32)
     state0 = v_init(keys[pid0], _take(ctxs, pid0))

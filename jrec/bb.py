@@ -116,8 +116,7 @@ def kernel(prepare: Callable, level_rule: Callable, split: str, max_steps: int, 
     """The single-path search as a :class:`~jrec.core.Kernel`.
 
     Args:
-      prepare: ``(target, proposal) -> ctx`` with ``ctx[0]`` the density ratio and
-        ``ctx[1]`` the sampling proposal.
+      prepare: ``(target, proposal) -> ctx``, a :class:`~jrec.core.Context`.
       level_rule: ``(ctx, a, b, log_h, e) -> (log_t, log_h_next, ok)``.
       split: ``"sample"`` or ``"dyadic"``.
       max_steps: depth bound (at most 31).
@@ -128,14 +127,14 @@ def kernel(prepare: Callable, level_rule: Callable, split: str, max_steps: int, 
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
     def init(_key, ctx):
-        ratio, p = ctx[0], ctx[1]
+        ratio, p = ctx.ratio, ctx.proposal
         dt = ratio.log_sup.dtype
         lo, hi = dists.support(p, dt)
         return PathState(jnp.zeros((), INDEX_DTYPE), lo, hi, jnp.asarray(-jnp.inf, dt),
                          jnp.ones((), INDEX_DTYPE), jnp.asarray(False), jnp.asarray(False))
 
     def step(key, ctx, s):
-        ratio, p = ctx[0], ctx[1]
+        ratio, p = ctx.ratio, ctx.proposal
         dt = s.a.dtype
         d = s.depth + 1
         e, x = node(key, d, p, s.a, s.b)
@@ -159,9 +158,9 @@ def kernel(prepare: Callable, level_rule: Callable, split: str, max_steps: int, 
         return (~s.done) & (s.depth < max_steps)
 
     def result(ctx, s):
-        return s.heap, s.depth, s.done & ~s.lost & jnp.isfinite(ctx[0].log_sup)
+        return s.heap, s.depth, s.done & ~s.lost
 
-    return Kernel(prepare, init, step, running, result, decoder)
+    return Kernel(prepare, init, step, running, result, decoder, bounded_ratio=True)
 
 
 def decode(key, index, proposal, split: str):

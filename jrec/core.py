@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,9 @@ __all__ = [
     "ShapeMismatchError",
     "DtypeMismatchError",
     "NonTerminationError",
+    "Context",
     "Kernel",
+    "outcome",
     "run",
     "INDEX_DTYPE",
     "MAX_INDEX",
@@ -92,6 +94,21 @@ def bit_length(n):
     return (32 - jax.lax.clz(n)).astype(INDEX_DTYPE)
 
 
+class Context(NamedTuple):
+    """A problem's constants, computed once by a kernel's ``prepare``.
+
+    Attributes:
+      ratio: the density ratio r = dQ/dP (:class:`jrec.ratio.DensityRatio`).
+      proposal: the distribution candidates are drawn from (the factorised proposal).
+      table: the sampler's own table (GPRS's stretch function, GRS's excess mass, ...);
+        ``None`` when it has none.
+    """
+
+    ratio: Any
+    proposal: Any
+    table: Any = None
+
+
 class Kernel(NamedTuple):
     """A sampler written as a resumable loop.
 
@@ -106,6 +123,8 @@ class Kernel(NamedTuple):
       running: ``(ctx, state) -> bool``: loop condition (bounded by the options).
       result: ``(ctx, state) -> (index, num_steps, ok)``.
       decode: ``(key, index, proposal) -> sample`` (what the receiver runs).
+      bounded_ratio: the loop assumes ``sup r < inf``: ``ok`` also needs a finite
+        ``ctx.ratio.log_sup`` (added once, by :func:`outcome`).
     """
 
     prepare: Callable
@@ -114,6 +133,16 @@ class Kernel(NamedTuple):
     running: Callable
     result: Callable
     decode: Callable
+    bounded_ratio: bool = False
+
+
+def outcome(kernel: Kernel, ctx, state):
+    """``(index, num_steps, ok)`` of a finished (or stopped) loop: the kernel's result, with
+    ``ok`` false where a bounded-ratio sampler met an unbounded ratio."""
+    index, steps, ok = kernel.result(ctx, state)
+    if kernel.bounded_ratio:
+        ok = ok & jnp.isfinite(ctx.ratio.log_sup)
+    return index, steps, ok
 
 
 def run(kernel: Kernel, key, target, proposal) -> Code:
@@ -122,5 +151,5 @@ def run(kernel: Kernel, key, target, proposal) -> Code:
     state = jax.lax.while_loop(
         lambda s: kernel.running(ctx, s), lambda s: kernel.step(key, ctx, s), kernel.init(key, ctx)
     )
-    index, steps, ok = kernel.result(ctx, state)
+    index, steps, ok = outcome(kernel, ctx, state)
     return Code(index, kernel.decode(key, index, proposal), steps, ok)

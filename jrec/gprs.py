@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run
+from jrec.core import INDEX_DTYPE, Code, Context, Kernel, run
 from jrec.divergences import NODES_PER_PANEL, bary_eval, log_stretch, stretch_table
 from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
@@ -62,13 +62,13 @@ def _prepare(name):
         ratio = density_ratio(target, proposal)
         if ratio.block:
             raise ValueError(f"{name} needs a scalar (1-D) target and proposal; vmap over coordinates")
-        return ratio, sampling_distribution(proposal, target), stretch_table(ratio)
+        return Context(ratio, sampling_distribution(proposal, target), stretch_table(ratio))
 
     return prepare
 
 
 def _score(ctx):
-    ratio, _, table = ctx
+    ratio, table = ctx.ratio, ctx.table
 
     def score(log_t, x, _lr):
         return log_t - log_stretch(table, ratio.depth(x))
@@ -84,10 +84,10 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
     poisson.check_search_options(max_steps, chunk_size)
 
     def init(_key, ctx):
-        return poisson.search_init(ctx[0].log_sup.dtype)
+        return poisson.search_init(ctx.ratio.log_sup.dtype)
 
     def step(key, ctx, s):
-        ratio, p, _ = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         return poisson.search_step(key, s, p, ratio.log_ratio, _score(ctx), mode="first",
                                    chunk_size=chunk_size, max_steps=max_steps)
 
@@ -95,9 +95,9 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
         return poisson.search_running(s, max_steps)
 
     def result(ctx, s):
-        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
+        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done
 
-    return Kernel(_prepare("gprs"), init, step, running, result, decode)
+    return Kernel(_prepare("gprs"), init, step, running, result, decode, bounded_ratio=True)
 
 
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
@@ -146,13 +146,13 @@ def kernel_parallel(
         return x if axis_name is None else jax.lax.pmin(x, axis_name)
 
     def init(_key, ctx):
-        return jax.vmap(lambda _: poisson.search_init(ctx[0].log_sup.dtype))(local_shards())
+        return jax.vmap(lambda _: poisson.search_init(ctx.ratio.log_sup.dtype))(local_shards())
 
     def active(s, best):
         return (~s.done) & (s.n < max_steps) & (jnp.log(s.t) < best)
 
     def step(key, ctx, s):
-        ratio, p, _ = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         score = _score(ctx)
         scale = jnp.asarray(num_shards, ratio.log_sup.dtype)
 
@@ -181,9 +181,9 @@ def kernel_parallel(
         steps = -global_min(-jnp.max(s.steps))
         done = -global_min(-jnp.any(s.done).astype(jnp.int32)) > 0
         index = jnp.stack([j, n.astype(INDEX_DTYPE)])
-        return index, steps, done & jnp.isfinite(ctx[0].log_sup)
+        return index, steps, done
 
-    return Kernel(_prepare("gprs_parallel"), init, step, running, result, decode_parallel)
+    return Kernel(_prepare("gprs_parallel"), init, step, running, result, decode_parallel, bounded_ratio=True)
 
 
 def encode_parallel(
@@ -228,7 +228,7 @@ def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
     bb.check_depth(max_steps)
 
     def init(_key, ctx):
-        ratio, p, _ = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         dt = ratio.log_sup.dtype
         lo, hi = dists.support(p, dt)
         zero = jnp.zeros((), dt)
@@ -249,9 +249,9 @@ def kernel_bb(*, max_steps: int = MAX_DEPTH) -> Kernel:
         return (~s.done) & (s.depth < max_steps)
 
     def result(ctx, s):
-        return s.heap, s.depth, s.done & jnp.isfinite(ctx[0].log_sup)
+        return s.heap, s.depth, s.done
 
-    return Kernel(_prepare("gprs_bb"), init, step, running, result, decode_bb)
+    return Kernel(_prepare("gprs_bb"), init, step, running, result, decode_bb, bounded_ratio=True)
 
 
 def encode_bb(key, target, proposal, *, max_steps: int = MAX_DEPTH) -> Code:

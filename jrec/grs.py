@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import bb, dists, poisson
-from jrec.core import INDEX_DTYPE, Code, Kernel, run
+from jrec.core import INDEX_DTYPE, Code, Context, Kernel, run
 from jrec.divergences import log_excess, stretch_table
 from jrec.ratio import density_ratio, sampling_distribution
 from jrec.spec import Sampler
@@ -68,7 +68,7 @@ def _prepare(target, proposal):
     ratio = density_ratio(target, proposal)
     if ratio.block:
         raise ValueError("grs needs a scalar (1-D) target and proposal; vmap over coordinates")
-    return ratio, sampling_distribution(proposal, target), stretch_table(ratio)
+    return Context(ratio, sampling_distribution(proposal, target), stretch_table(ratio))
 
 
 def _next_level(table, a_prev, log_g_prev):
@@ -86,7 +86,7 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
     poisson.check_search_options(max_steps, chunk_size)
 
     def init(_key, ctx):
-        dt = ctx[0].log_sup.dtype
+        dt = ctx.ratio.log_sup.dtype
         return GRSState(jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, dt), jnp.zeros((), dt),
                         jnp.zeros((), INDEX_DTYPE), jnp.zeros((), bool))
 
@@ -119,9 +119,9 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
         return (~s.done) & (s.n < max_steps)
 
     def result(ctx, s):
-        return s.index, s.n, s.done & jnp.isfinite(ctx[0].log_sup)
+        return s.index, s.n, s.done
 
-    return Kernel(_prepare, init, step, running, result, decode)
+    return Kernel(_prepare, init, step, running, result, decode, bounded_ratio=True)
 
 
 def encode(key, target, proposal, *, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Code:
@@ -141,12 +141,12 @@ def _prepare_bb(target, proposal):
     ratio = density_ratio(target, proposal)
     if ratio.block:
         raise ValueError("grc_bb needs a scalar (1-D) target and proposal; vmap over coordinates")
-    return ratio, sampling_distribution(proposal, target)
+    return Context(ratio, sampling_distribution(proposal, target))
 
 
 def _level_rule(ctx, a, b, log_h, e):
     """The greedy step on node ``[a, b]``: threshold ``h + U g_B(h)/P(B)``, level ``h + g_B(h)/P(B)``."""
-    ratio, p = ctx
+    ratio, p = ctx.ratio, ctx.proposal
     log_step = jnp.log(ratio.excess(a, b, log_h)) - jnp.log(dists.interval_mass(p, a, b))
     return jnp.logaddexp(log_h, log_step - e), jnp.logaddexp(log_h, log_step), jnp.asarray(True)
 

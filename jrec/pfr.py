@@ -23,8 +23,6 @@ Largest supported divergence: the loop stops at ``max_steps`` candidates (defaul
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from jrec import poisson
 from jrec.core import INDEX_DTYPE, Code, Kernel, run
 from jrec.ratio import sampling_distribution
@@ -39,7 +37,7 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
     """PFR as a :class:`~jrec.core.Kernel` (see :func:`encode` for the options)."""
 
     def result(ctx, s):
-        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done & jnp.isfinite(ctx[0].log_sup)
+        return s.best_n.astype(INDEX_DTYPE), s.steps, s.done
 
     return poisson.argmin_kernel(max_steps=max_steps, chunk_size=chunk_size, stopping=True, result=result,
                          decode=decode)

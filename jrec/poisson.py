@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from jrec import prng
-from jrec.core import MAX_INDEX, Kernel
+from jrec.core import MAX_INDEX, Context, Kernel
 from jrec.ratio import density_ratio, sampling_distribution
 
 __all__ = [
@@ -251,13 +251,13 @@ def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, de
         raise ValueError("the stopping rule needs arrival times (timed=True)")
 
     def prepare(target, proposal):
-        return density_ratio(target, proposal), sampling_distribution(proposal, target)
+        return Context(density_ratio(target, proposal), sampling_distribution(proposal, target))
 
     def init(_key, ctx):
-        return search_init(ctx[0].log_sup.dtype)
+        return search_init(ctx.ratio.log_sup.dtype)
 
     def step(key, ctx, s):
-        ratio, p = ctx
+        ratio, p = ctx.ratio, ctx.proposal
         return search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
                                    max_steps=max_steps, log_bound=ratio.log_sup if stopping else None,
                                    timed=timed)
@@ -265,4 +265,4 @@ def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, de
     def running(_ctx, s):
         return search_running(s, max_steps)
 
-    return Kernel(prepare, init, step, running, result, decode)
+    return Kernel(prepare, init, step, running, result, decode, bounded_ratio=stopping)
