@@ -55,11 +55,15 @@ def _jrec_imports(tree):
                     yield node, mod, [], id(node) in top
 
 
+MODULES = list(_modules())
+IDS = [str(p.relative_to(ROOT)) for _, p, _ in MODULES]
+
+
 def test_every_module_has_a_layer():
     assert {name for name, _, _ in _modules()} == set(LAYERS)
 
 
-@pytest.mark.parametrize("name,path,tree", list(_modules()), ids=[str(p.relative_to(ROOT)) for _, p, _ in _modules()])
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
 def test_imports_follow_the_layers(name, path, tree):
     bad = []
     for node, mod, names, top_level in _jrec_imports(tree):
@@ -74,7 +78,7 @@ def test_imports_follow_the_layers(name, path, tree):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("name,path,tree", list(_modules()), ids=[str(p.relative_to(ROOT)) for _, p, _ in _modules()])
+@pytest.mark.parametrize("name,path,tree", MODULES, ids=IDS)
 def test_no_private_names_of_other_modules(name, path, tree):
     modules = {mod for _, mod, names, _ in _jrec_imports(tree) if not names}
     bad = [f"{path.name}:{n.lineno}: {n.value.id}.{n.attr}" for n in ast.walk(tree)
