@@ -88,8 +88,8 @@ def kernel(*, max_steps: int = DEFAULT_MAX_STEPS, chunk_size: int = 16) -> Kerne
 
     def step(key, ctx, s):
         ratio, p = ctx.ratio, ctx.proposal
-        return poisson.search_step(key, s, p, ratio.log_ratio, _score(ctx), mode="first",
-                                   chunk_size=chunk_size, max_steps=max_steps)
+        return poisson.search_first(key, s, p, ratio.log_ratio, _score(ctx), chunk_size=chunk_size,
+                                    max_steps=max_steps)
 
     def running(_ctx, s):
         return poisson.search_running(s, max_steps)
@@ -157,9 +157,9 @@ def kernel_parallel(
         scale = jnp.asarray(num_shards, ratio.log_sup.dtype)
 
         def one(j, sj, cap):
-            return poisson.search_step(jax.random.fold_in(key, j), sj, p, ratio.log_ratio, score,
-                                       mode="first", chunk_size=chunk_size, max_steps=max_steps,
-                                       time_scale=scale, log_cap=cap)
+            return poisson.search_first(jax.random.fold_in(key, j), sj, p, ratio.log_ratio, score,
+                                        chunk_size=chunk_size, max_steps=max_steps, time_scale=scale,
+                                        log_cap=cap)
 
         best = global_min(jnp.min(s.best_log_t))
         new = jax.vmap(one, in_axes=(0, 0, None))(local_shards(), s, best)

@@ -11,8 +11,9 @@ Key derivation (the contract between encoder and decoder)
 * Branch and bound: depth ``d >= 1`` uses ``fold_in(key, d)`` split the same way, the
   second key giving the uniform that places ``X_d`` inside the search interval.
 
-The search over candidates is :func:`search_init` / :func:`search_step` /
-:func:`search_running`, the loop of PFR, ORC and global and parallel GPRS.
+The search over candidates is :func:`search_init`, then :func:`search_first` (GPRS, global
+and parallel: the first candidate of score ``<= 0``) or :func:`search_argmin` (PFR, ORC: the
+least score; :func:`argmin_kernel` is their kernel) while :func:`search_running`.
 
 Because candidate ``n`` depends on ``(key, n)`` only, the decoder rebuilds ``X_N``
 in O(1), and the encoder may evaluate any number of candidates per loop iteration.
@@ -43,7 +44,8 @@ __all__ = [
     "arrival_times",
     "SearchState",
     "search_init",
-    "search_step",
+    "search_first",
+    "search_argmin",
     "search_running",
     "check_search_options",
     "argmin_kernel",
@@ -136,31 +138,23 @@ def search_init(dtype) -> SearchState:
                        jnp.asarray(False))
 
 
-def search_step(
-    key,
-    s: SearchState,
-    proposal,
-    log_ratio: Callable,
-    score: Callable,
-    *,
-    mode: str,
-    chunk_size: int,
-    max_steps: int,
-    log_bound=None,
-    time_scale=1.0,
-    log_cap=None,
-    timed: bool = True,
-) -> SearchState:
-    """Examine the next ``chunk_size`` candidates (one loop iteration of :func:`search`).
+class _Chunk(NamedTuple):
+    """The next ``chunk_size`` candidates of a search: numbers, samples, log arrival
+    times (NaN when untimed), the running time and its Kahan compensation, scores."""
 
-    ``log_cap`` (mode ``"first"``): candidates arriving after ``exp(log_cap)`` are
-    not counted in ``steps`` (a parallel shard stops there).
-    ``timed=False``: the score ignores arrival times (``log_t`` is passed as NaN), so
-    they are not drawn; the state's ``t`` stays 0 and ``best_log_t`` NaN. The
-    candidates ``X_n`` are the same either way.
-    """
+    ns: jax.Array
+    log_t: jax.Array
+    t: jax.Array
+    comp: jax.Array
+    score: jax.Array
+    valid: jax.Array
+
+
+def _next_chunk(key, s: SearchState, proposal, log_ratio, score, chunk_size: int, max_steps: int,
+                time_scale=1.0, timed: bool = True) -> _Chunk:
+    """Draw and score the next ``chunk_size`` candidates (``timed=False``: no arrival
+    times; the candidates ``X_n`` are the same either way)."""
     dtype = s.t.dtype
-    inf = jnp.asarray(jnp.inf, dtype)
     ns = s.n + jnp.arange(1, chunk_size + 1, dtype=jnp.int32)
     if timed:
         e, x = candidates(key, ns, proposal, dtype)
@@ -169,45 +163,58 @@ def search_step(
     else:
         x = candidate_samples(key, ns, proposal)
         t, comp, log_t = s.t, s.comp, jnp.full(ns.shape, jnp.nan, dtype)
-    lr = jax.vmap(log_ratio)(x)
-    sc = score(log_t, x, lr)
-    valid = ns <= max_steps
-    if mode == "first":
-        hit = (sc <= 0) & valid
-        any_hit = jnp.any(hit)
-        i = jnp.argmax(hit)
-        take = any_hit
-        counted = valid if log_cap is None else valid & (log_t <= log_cap)
-        # A shard passing the cap examines one arrival beyond it, then stops.
-        extra = 0 if log_cap is None else jnp.any(valid & ~counted).astype(jnp.int32)
-        steps = jnp.where(any_hit, ns[i], s.n + jnp.sum(counted, dtype=jnp.int32) + extra)
-        done = any_hit
-    elif mode == "argmin":
-        sc = jnp.where(valid, sc, inf)
-        if log_bound is None:
-            considered = valid
-        else:
-            prev_best = jnp.minimum(s.best, _exclusive_cummin(sc, inf))
-            stop = (log_t - log_bound > prev_best) & valid
-            considered = valid & (jnp.cumsum(stop.astype(jnp.int32)) == 0)
-        sc = jnp.where(considered, sc, inf)
-        i = jnp.argmin(sc)
-        take = sc[i] < s.best
-        done = jnp.any(valid & ~considered) if log_bound is not None else jnp.asarray(False)
-        # the arrival that triggers the stopping rule is examined too
-        steps = s.n + jnp.sum(considered, dtype=jnp.int32) + done.astype(jnp.int32)
+    return _Chunk(ns, log_t, t, comp, score(log_t, x, jax.vmap(log_ratio)(x)), ns <= max_steps)
+
+
+def _advance(s: SearchState, c: _Chunk, i, take, steps, done) -> SearchState:
+    return SearchState(n=c.ns[-1], t=c.t, comp=c.comp, best=jnp.where(take, c.score[i], s.best),
+                       best_n=jnp.where(take, c.ns[i], s.best_n),
+                       best_log_t=jnp.where(take, c.log_t[i], s.best_log_t), steps=steps, done=done)
+
+
+def search_first(key, s: SearchState, proposal, log_ratio: Callable, score: Callable, *, chunk_size: int,
+                 max_steps: int, time_scale=1.0, log_cap=None) -> SearchState:
+    """One loop iteration of a search for the *first* candidate whose score is ``<= 0``
+    (GPRS): examine the next ``chunk_size`` candidates.
+
+    ``time_scale`` multiplies the inter-arrival times (a shard of ``J`` superposed
+    processes); ``log_cap``: candidates arriving after ``exp(log_cap)`` are not counted in
+    ``steps`` (a parallel shard stops there, after examining one arrival beyond it).
+    """
+    c = _next_chunk(key, s, proposal, log_ratio, score, chunk_size, max_steps, time_scale)
+    hit = (c.score <= 0) & c.valid
+    any_hit = jnp.any(hit)
+    i = jnp.argmax(hit)
+    counted = c.valid if log_cap is None else c.valid & (c.log_t <= log_cap)
+    extra = 0 if log_cap is None else jnp.any(c.valid & ~counted).astype(jnp.int32)
+    steps = jnp.where(any_hit, c.ns[i], s.n + jnp.sum(counted, dtype=jnp.int32) + extra)
+    return _advance(s, c, i, any_hit, steps, any_hit)
+
+
+def search_argmin(key, s: SearchState, proposal, log_ratio: Callable, score: Callable, *, chunk_size: int,
+                  max_steps: int, log_bound=None, timed: bool = True) -> SearchState:
+    """One loop iteration of a search for the candidate of *least* score (PFR, ORC):
+    examine the next ``chunk_size`` candidates.
+
+    ``log_bound`` (PFR's stopping rule, needs ``timed``): stop at the first arrival with
+    ``log T_n - log_bound`` above the best score so far (no later candidate can win; that
+    arrival is counted in ``steps``). ``timed=False``: the score ignores arrival times
+    (passed as NaN), which are not drawn; the state's ``t`` stays 0, ``best_log_t`` NaN.
+    """
+    c = _next_chunk(key, s, proposal, log_ratio, score, chunk_size, max_steps, timed=timed)
+    inf = jnp.asarray(jnp.inf, s.t.dtype)
+    sc = jnp.where(c.valid, c.score, inf)
+    if log_bound is None:
+        considered = c.valid
     else:
-        raise ValueError(f"unknown search mode {mode!r}")
-    return SearchState(
-        n=ns[-1],
-        t=t,
-        comp=comp,
-        best=jnp.where(take, sc[i], s.best),
-        best_n=jnp.where(take, ns[i], s.best_n),
-        best_log_t=jnp.where(take, log_t[i], s.best_log_t),
-        steps=steps,
-        done=done,
-    )
+        prev_best = jnp.minimum(s.best, _exclusive_cummin(sc, inf))
+        stop = (c.log_t - log_bound > prev_best) & c.valid
+        considered = c.valid & (jnp.cumsum(stop.astype(jnp.int32)) == 0)
+    sc = jnp.where(considered, sc, inf)
+    i = jnp.argmin(sc)
+    done = jnp.any(c.valid & ~considered) if log_bound is not None else jnp.asarray(False)
+    steps = s.n + jnp.sum(considered, dtype=jnp.int32) + done.astype(jnp.int32)
+    return _advance(s, c._replace(score=sc), i, sc[i] < s.best, steps, done)
 
 
 def search_running(s: SearchState, max_steps: int):
@@ -258,9 +265,8 @@ def argmin_kernel(*, max_steps: int, chunk_size: int, stopping: bool, result, de
 
     def step(key, ctx, s):
         ratio, p = ctx.ratio, ctx.proposal
-        return search_step(key, s, p, ratio.log_ratio, score, mode="argmin", chunk_size=chunk_size,
-                                   max_steps=max_steps, log_bound=ratio.log_sup if stopping else None,
-                                   timed=timed)
+        return search_argmin(key, s, p, ratio.log_ratio, score, chunk_size=chunk_size, max_steps=max_steps,
+                             log_bound=ratio.log_sup if stopping else None, timed=timed)
 
     def running(_ctx, s):
         return search_running(s, max_steps)
