@@ -52,7 +52,7 @@ __all__ = ["SAMPLERS",
     "encode_bb", "decode_bb", "kernel_bb",
     "encode_bb_dyadic", "decode_bb_dyadic", "kernel_bb_dyadic",
     "encode_dl", "decode_dl", "kernel_dl",
-    "AStarState", "SPLITS",
+    "AStarState", "Region", "SPLITS",
 ]
 
 DEFAULT_MAX_STEPS = 256
@@ -61,19 +61,41 @@ _MAX_HEAP = 2**30  # children 2h, 2h + 1 of h < 2^30 stay below 2^31
 SPLITS = bb.SPLITS
 
 
-class AStarState(NamedTuple):
-    valid: jax.Array  # (capacity,) queue slots in use
-    ub: jax.Array  # upper bound G + M(B) of each queued region
-    g: jax.Array  # Gumbel maximum of each region
-    x: jax.Array  # its location
-    a: jax.Array  # region (a, b)
+class Region(NamedTuple):
+    """A region of A* coding's search (one queue slot, or a ``(capacity,)`` array of them)."""
+
+    ub: jax.Array  # upper bound G + M(B) on the best value inside
+    g: jax.Array  # Gumbel maximum of its top point
+    x: jax.Array  # that point's location
+    a: jax.Array  # the interval (a, b)
     b: jax.Array
     h: jax.Array  # heap index
+
+
+class AStarState(NamedTuple):
+    valid: jax.Array  # (capacity,) queue slots in use
+    queue: Region  # (capacity,) queued regions
     lb: jax.Array  # best value found
     best: jax.Array  # its heap index
     steps: jax.Array  # regions expanded
     lost: jax.Array  # a needed region could not be created (depth or capacity)
     done: jax.Array
+
+
+def _pop(valid, queue: Region):
+    """The queued region of largest upper bound: ``(slot, region, queue empty or bound -inf)``."""
+    ub = jnp.where(valid, queue.ub, -jnp.inf)
+    k = jnp.argmax(ub)
+    return k, jax.tree_util.tree_map(lambda f: f[k], queue), ub[k]
+
+
+def _push(valid, queue: Region, region: Region, want):
+    """Queue ``region`` where ``want``, in the first free slot: ``(valid, queue, had_slot)``."""
+    free = ~valid
+    slot = jnp.argmax(free)
+    put = want & free[slot]
+    queue = jax.tree_util.tree_map(lambda f, v: f.at[slot].set(jnp.where(put, v, f[slot])), queue, region)
+    return valid.at[slot].set(jnp.where(put, True, valid[slot])), queue, free[slot]
 
 
 def _node(key, h, proposal, a, b, g_parent):
@@ -126,50 +148,36 @@ def _kernel(max_steps: int, split: str, leaf_heap: int | None) -> Kernel:
         one = jnp.ones((), INDEX_DTYPE)
         g, x = _node(key, one, p, lo, hi, jnp.asarray(jnp.inf, dt))
         z = jnp.zeros((cap,), dt)
-        return AStarState(
-            valid=jnp.zeros((cap,), bool).at[0].set(True), ub=z.at[0].set(g + ratio.log_sup),
-            g=z.at[0].set(g), x=z.at[0].set(x), a=z.at[0].set(lo), b=z.at[0].set(hi),
-            h=jnp.zeros((cap,), INDEX_DTYPE).at[0].set(1), lb=jnp.asarray(-jnp.inf, dt),
-            best=jnp.zeros((), INDEX_DTYPE), steps=jnp.zeros((), jnp.int32), lost=jnp.asarray(False),
-            done=jnp.asarray(False))
+        empty = Region(z, z, z, z, z, jnp.zeros((cap,), INDEX_DTYPE))
+        valid, queue, _ = _push(jnp.zeros((cap,), bool), empty, Region(g + ratio.log_sup, g, x, lo, hi, one),
+                                jnp.asarray(True))
+        return AStarState(valid, queue, lb=jnp.asarray(-jnp.inf, dt), best=jnp.zeros((), INDEX_DTYPE),
+                          steps=jnp.zeros((), jnp.int32), lost=jnp.asarray(False), done=jnp.asarray(False))
 
     def step(key, ctx, s):
         ratio, p = ctx.ratio, ctx.proposal
-        ub = jnp.where(s.valid, s.ub, -jnp.inf)
-        k = jnp.argmax(ub)
-        stop = ub[k] <= s.lb  # nothing left can beat the best value (or the queue is empty)
-        val = s.g[k] + ratio.log_ratio(s.x[k])
+        k, r, top = _pop(s.valid, s.queue)
+        stop = top <= s.lb  # nothing left can beat the best value (or the queue is empty)
+        val = r.g + ratio.log_ratio(r.x)
         better = ~stop & (val > s.lb)
         lb = jnp.where(better, val, s.lb)
-        best = jnp.where(better, s.h[k], s.best)
-        valid = s.valid.at[k].set(s.valid[k] & stop)
-        hk = s.h[k]
-        can = hk < limit
-        c = bb.split_point(p, s.a[k], s.b[k], s.x[k], split)
-        kids = []
+        best = jnp.where(better, r.h, s.best)
+        valid = s.valid.at[k].set(s.valid[k] & stop)  # expanded: out of the queue
+        can = r.h < limit
+        c = bb.split_point(p, r.a, r.b, r.x, split)
+        queue, lost = s.queue, s.lost
         for side in (0, 1):
-            ch = (2 * jnp.where(can, hk, 1) + side).astype(INDEX_DTYPE)
-            ca, cb, g, x = _child(key, ch, p, s.a[k], s.b[k], s.g[k], c, side)
+            ch = (2 * jnp.where(can, r.h, 1) + side).astype(INDEX_DTYPE)
+            ca, cb, g, x = _child(key, ch, p, r.a, r.b, r.g, c, side)
             cub = g + bound(ratio, ca, cb)
-            kids.append((cub > lb, cub, g, x, ca, cb, ch))
-        lost = s.lost
-        fields = [valid, s.ub, s.g, s.x, s.a, s.b, s.h]
-        for want, cub, g, x, ca, cb, ch in kids:
-            want = want & ~stop
-            free = ~fields[0]
-            slot = jnp.argmax(free)
-            ok_slot = free[slot] & can
-            put = want & ok_slot
+            want = (cub > lb) & ~stop
+            valid, queue, had_slot = _push(valid, queue, Region(cub, g, x, ca, cb, ch), want & can)
             # a region the search needed but could not queue: past the heap's depth (exact
             # variants) or out of queue slots; below the depth limit of the DL variant it is
             # simply not part of the (truncated) tree
-            missing = want & ~free[slot] if leaf_heap is not None else want & ~ok_slot
-            lost = lost | missing
-            new = (True, cub, g, x, ca, cb, ch)
-            fields = [f.at[slot].set(jnp.where(put, v, f[slot])) for f, v in zip(fields, new, strict=True)]
-        valid, ub_, g_, x_, a_, b_, h_ = fields
-        return AStarState(valid, ub_, g_, x_, a_, b_, h_, lb, best,
-                          s.steps + jnp.where(stop, 0, 1).astype(jnp.int32), lost, stop)
+            lost = lost | (want & ~had_slot if leaf_heap is not None else want & ~(had_slot & can))
+        steps = s.steps + jnp.where(stop, 0, 1).astype(jnp.int32)
+        return AStarState(valid, queue, lb, best, steps, lost, stop)
 
     def running(_ctx, s):
         return (~s.done) & (s.steps < max_steps)
