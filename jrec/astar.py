@@ -36,7 +36,6 @@ regions deeper than 31 cannot be created -- if one would have been needed (exact
 variants), or the expansion budget runs out, ``ok=False``.
 """
 
-from __future__ import annotations
 
 from typing import NamedTuple
 
